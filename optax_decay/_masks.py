@@ -1,0 +1,147 @@
+"""Decay masks: which parameter leaves a decay applies to.
+
+A mask is `None` (every leaf), a pytree of booleans shaped like the parameters or like a prefix
+of them, or a callable that returns such a pytree when given the parameters. Masks are matched to
+parameters by *path*, after unwrapping Flax NNX `Variable` boxes on both sides, so a mask built
+from `nnx.state(model, nnx.Param)` works against the plain arrays that `nnx.Optimizer.update`
+passes, and a plain-dict mask works against an `nnx.State`.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["check_mask", "leaf_mask", "unwrap_variables", "warn_if_ineffective"]
+
+Mask = Any | Callable[[Any], Any] | None
+
+_INJECT_HINT = (
+    "If this mask came from optax.inject_hyperparams, which calls every callable argument as a "
+    "schedule of the step count, pass static_args=('mask',) to inject_hyperparams."
+)
+
+
+def _is_variable(x: Any) -> bool:
+  # Flax is optional: only look for its Variable type when the user has imported it.
+  nnx = sys.modules.get("flax.nnx")
+  return nnx is not None and isinstance(x, nnx.Variable)
+
+
+def _variable_value(x: Any) -> Any:
+  return x.get_value() if hasattr(x, "get_value") else x.value
+
+
+def unwrap_variables(tree: Any) -> Any:
+  """`tree` with every Flax NNX `Variable` replaced by the value it holds."""
+  if sys.modules.get("flax.nnx") is None:
+    return tree
+  return jax.tree.map(
+      lambda x: _variable_value(x) if _is_variable(x) else x, tree, is_leaf=_is_variable
+  )
+
+
+def _scalar_bool(x: Any) -> bool | None:
+  """The Python bool that `x` holds, or None when `x` is not a concrete scalar boolean."""
+  if isinstance(x, (bool, np.bool_)):
+    return bool(x)
+  if isinstance(x, (np.ndarray, jax.Array)) and not isinstance(x, jax.core.Tracer):
+    if x.dtype == np.bool_ and x.ndim == 0:
+      return bool(x)
+  return None
+
+
+def check_mask(mask: Mask, owner: str) -> None:
+  """Construction-time checks on a mask argument."""
+  if isinstance(mask, jax.core.Tracer):
+    raise TypeError(f"{owner}: mask is a traced array; a mask must be static. {_INJECT_HINT}")
+  if _scalar_bool(mask) is False:
+    raise ValueError(
+        f"{owner}: mask=False decays no parameter. To switch the decay off set its rate to 0. "
+        + _INJECT_HINT
+    )
+
+
+def _path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
+  # Entries are compared by their printed form so that a dict, an nnx.State and a FrozenDict
+  # with the same keys match one another.
+  return tuple(str(entry) for entry in path)
+
+
+def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
+  """One bool per leaf of `params` (in `jax.tree.leaves` order): does the decay apply there?
+
+  Raises:
+    ValueError: naming the path of the first parameter leaf that no mask entry covers, or of
+      the first mask entry that matches no parameter.
+  """
+  params = unwrap_variables(params)
+  path_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  if mask is None:
+    return [True] * len(path_leaves)
+  if callable(mask):
+    mask = mask(params)
+  mask = unwrap_variables(mask)
+  whole = _scalar_bool(mask)
+  if whole is not None:
+    return [whole] * len(path_leaves)
+
+  entries: dict[tuple[str, ...], bool] = {}
+  for path, value in jax.tree_util.tree_flatten_with_path(mask)[0]:
+    flag = _scalar_bool(value)
+    where = jax.tree_util.keystr(path) or "<root>"
+    if flag is None:
+      if isinstance(value, jax.core.Tracer):
+        raise TypeError(f"{owner}: the mask entry at {where} is traced; masks must be static.")
+      raise TypeError(
+          f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"
+          f" {getattr(value, 'shape', '')}."
+      )
+    entries[_path_key(path)] = flag
+
+  used: set[tuple[str, ...]] = set()
+  flags = []
+  for path, _ in path_leaves:
+    key = _path_key(path)
+    for depth in range(len(key), -1, -1):
+      if key[:depth] in entries:
+        used.add(key[:depth])
+        flags.append(entries[key[:depth]])
+        break
+    else:
+      raise ValueError(
+          f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
+          "a mask must have the structure of the parameters or of a prefix of them."
+      )
+  unused = [k for k in entries if k not in used]
+  if unused:
+    raise ValueError(
+        f"{owner}: the mask entry at {''.join(unused[0])} matches no parameter; "
+        "a mask must have the structure of the parameters or of a prefix of them."
+    )
+  return flags
+
+
+def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owner: str) -> None:
+  """Warns when a user-given mask selects no decayable leaf, or every one of several."""
+  if mask is None or _scalar_bool(mask) is True:
+    return
+  chosen = [f for f, x in zip(flags, inexact, strict=True) if x]
+  if chosen and not any(chosen):
+    warnings.warn(
+        f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
+        + _INJECT_HINT,
+        stacklevel=3,
+    )
+  elif len(chosen) > 1 and all(chosen):
+    warnings.warn(
+        f"{owner}: the mask selects all {len(chosen)} floating-point parameters, so it excludes "
+        "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
+        "from kernels).",
+        stacklevel=3,
+    )
