@@ -47,10 +47,10 @@ def main(argv=None) -> None:
   no_bias = {"w": True, "b": False}
 
   runs = {
-      "adam_l2 (l2=0.1)": optax_decay.adam_l2(1e-2, l2=0.1, mask=no_bias),
-      "adamw   (wd=0.1)": optax_decay.adamw(1e-2, weight_decay=0.1, mask=no_bias),
-      "sgd_l2  (no momentum)": optax_decay.sgd_l2(1e-3, momentum=0.0, l2=0.1, mask=no_bias),
-      "sgdw    (no momentum)": optax_decay.sgdw(1e-3, momentum=0.0, weight_decay=0.1, mask=no_bias),
+    "adam_l2 (l2=0.1)": optax_decay.adam_l2(1e-2, l2=0.1, mask=no_bias),
+    "adamw   (wd=0.1)": optax_decay.adamw(1e-2, weight_decay=0.1, mask=no_bias),
+    "sgd_l2  (no momentum)": optax_decay.sgd_l2(1e-3, momentum=0.0, l2=0.1, mask=no_bias),
+    "sgdw    (no momentum)": optax_decay.sgdw(1e-3, momentum=0.0, weight_decay=0.1, mask=no_bias),
   }
   results = {}
   for name, tx in runs.items():

@@ -7,21 +7,23 @@ from optax_decay._alias import sgd_l2 as sgd_l2
 from optax_decay._alias import sgdw as sgdw
 from optax_decay._coupling import COUPLINGS as COUPLINGS
 from optax_decay._coupling import (
-    scale_by_learning_rate_and_decay as scale_by_learning_rate_and_decay,
+  scale_by_learning_rate_and_decay as scale_by_learning_rate_and_decay,
 )
 from optax_decay._decoupled import decoupled_decay as decoupled_decay
+from optax_decay._inject import inject_hyperparams as inject_hyperparams
 from optax_decay._l2 import add_l2_to_grads as add_l2_to_grads
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "COUPLINGS",
-    "DecayScheduleState",
-    "adam_l2",
-    "adamw",
-    "add_l2_to_grads",
-    "decoupled_decay",
-    "scale_by_learning_rate_and_decay",
-    "sgd_l2",
-    "sgdw",
+  "COUPLINGS",
+  "DecayScheduleState",
+  "adam_l2",
+  "adamw",
+  "add_l2_to_grads",
+  "decoupled_decay",
+  "inject_hyperparams",
+  "scale_by_learning_rate_and_decay",
+  "sgd_l2",
+  "sgdw",
 ]

@@ -37,12 +37,12 @@ def _add_scaled_leaf(update: jax.Array, param: jax.Array, rate: Any) -> jax.Arra
 
 
 def add_scaled_params(
-    rate: optax.ScalarOrSchedule,
-    mask: _masks.Mask,
-    owner: str,
-    rate_name: str,
+  rate: optax.ScalarOrSchedule,
+  mask: _masks.Mask,
+  owner: str,
+  rate_name: str,
 ) -> optax.GradientTransformation:
-  """`u ← u + rate_t · w` on the leaves selected by `mask`; `owner` names the transform in errors."""
+  """`u ← u + rate_t · w` on the leaves that `mask` selects; `owner` names it in errors."""
   _rates.check_rate(rate, rate_name, owner)
   _masks.check_mask(mask, owner)
   is_zero = isinstance(rate, (int, float)) and rate == 0
@@ -59,7 +59,7 @@ def add_scaled_params(
   def update_fn(updates, state, params=None):
     if params is None:
       raise ValueError(
-          f"{owner} needs the parameters: call update(updates, state, params) with params."
+        f"{owner} needs the parameters: call update(updates, state, params) with params."
       )
     if callable(rate):
       rate_t = rate(state.count)
@@ -73,11 +73,13 @@ def add_scaled_params(
     try:
       param_leaves = treedef.flatten_up_to(params)
     except (ValueError, TypeError) as err:
-      raise ValueError(f"{owner}: the updates and the parameters differ in structure: {err}") from err
+      raise ValueError(
+        f"{owner}: the updates and the parameters differ in structure: {err}"
+      ) from err
     flags = _masks.leaf_mask(mask, params, owner)
     new_leaves = [
-        _add_scaled_leaf(u, p, rate_t) if flag and u is not None and is_decayable(p) else u
-        for u, p, flag in zip(update_leaves, param_leaves, flags, strict=True)
+      _add_scaled_leaf(u, p, rate_t) if flag and u is not None and is_decayable(p) else u
+      for u, p, flag in zip(update_leaves, param_leaves, flags, strict=True)
     ]
     return treedef.unflatten(new_leaves), state
 

@@ -36,18 +36,18 @@ def _learning_rate(learning_rate: Any, owner: str) -> optax.GradientTransformati
 
 
 def adamw(
-    learning_rate: optax.ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Any | None = None,
-    weight_decay: optax.ScalarOrSchedule = 1e-4,
-    mask: _masks.Mask = None,
-    *,
-    nesterov: bool = False,
-    coupling: str = "lr",
-    peak_learning_rate: float | jax.Array | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  eps_root: float = 0.0,
+  mu_dtype: Any | None = None,
+  weight_decay: optax.ScalarOrSchedule = 1e-4,
+  mask: _masks.Mask = None,
+  *,
+  nesterov: bool = False,
+  coupling: str = "lr",
+  peak_learning_rate: float | jax.Array | None = None,
 ) -> optax.GradientTransformation:
   r"""Adam with decoupled weight decay (AdamW), with a choice of how the decay is coupled.
 
@@ -96,27 +96,30 @@ def adamw(
   """
   _check_adam(b1, b2, eps, eps_root, "adamw")
   return optax.chain(
-      optax.scale_by_adam(
-          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
-      ),
-      _coupling.scale_by_learning_rate_and_decay(
-          learning_rate, weight_decay, mask, coupling=coupling,
-          peak_learning_rate=peak_learning_rate,
-      ),
+    optax.scale_by_adam(
+      b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+    ),
+    _coupling.scale_by_learning_rate_and_decay(
+      learning_rate,
+      weight_decay,
+      mask,
+      coupling=coupling,
+      peak_learning_rate=peak_learning_rate,
+    ),
   )
 
 
 def adam_l2(
-    learning_rate: optax.ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Any | None = None,
-    l2: optax.ScalarOrSchedule = 1e-4,
-    mask: _masks.Mask = None,
-    *,
-    nesterov: bool = False,
+  learning_rate: optax.ScalarOrSchedule,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  eps_root: float = 0.0,
+  mu_dtype: Any | None = None,
+  l2: optax.ScalarOrSchedule = 1e-4,
+  mask: _masks.Mask = None,
+  *,
+  nesterov: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adam with L2 regularization in the gradient: PyTorch's ``Adam(weight_decay=...)``.
 
@@ -154,23 +157,23 @@ def adam_l2(
   """
   _check_adam(b1, b2, eps, eps_root, "adam_l2")
   return optax.chain(
-      _l2.add_l2_to_grads(l2, mask),
-      optax.scale_by_adam(
-          b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
-      ),
-      _learning_rate(learning_rate, "adam_l2"),
+    _l2.add_l2_to_grads(l2, mask),
+    optax.scale_by_adam(
+      b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+    ),
+    _learning_rate(learning_rate, "adam_l2"),
   )
 
 
 def sgdw(
-    learning_rate: optax.ScalarOrSchedule,
-    momentum: float = 0.9,
-    weight_decay: optax.ScalarOrSchedule = 1e-4,
-    mask: _masks.Mask = None,
-    *,
-    nesterov: bool = False,
-    coupling: str = "lr",
-    peak_learning_rate: float | jax.Array | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  momentum: float = 0.9,
+  weight_decay: optax.ScalarOrSchedule = 1e-4,
+  mask: _masks.Mask = None,
+  *,
+  nesterov: bool = False,
+  coupling: str = "lr",
+  peak_learning_rate: float | jax.Array | None = None,
 ) -> optax.GradientTransformation:
   r"""SGD with momentum and decoupled weight decay (SGDW).
 
@@ -215,21 +218,24 @@ def sgdw(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
   return optax.chain(
-      _momentum(momentum, nesterov, "sgdw"),
-      _coupling.scale_by_learning_rate_and_decay(
-          learning_rate, weight_decay, mask, coupling=coupling,
-          peak_learning_rate=peak_learning_rate,
-      ),
+    _momentum(momentum, nesterov, "sgdw"),
+    _coupling.scale_by_learning_rate_and_decay(
+      learning_rate,
+      weight_decay,
+      mask,
+      coupling=coupling,
+      peak_learning_rate=peak_learning_rate,
+    ),
   )
 
 
 def sgd_l2(
-    learning_rate: optax.ScalarOrSchedule,
-    momentum: float = 0.9,
-    l2: optax.ScalarOrSchedule = 1e-4,
-    mask: _masks.Mask = None,
-    *,
-    nesterov: bool = False,
+  learning_rate: optax.ScalarOrSchedule,
+  momentum: float = 0.9,
+  l2: optax.ScalarOrSchedule = 1e-4,
+  mask: _masks.Mask = None,
+  *,
+  nesterov: bool = False,
 ) -> optax.GradientTransformation:
   r"""SGD with momentum and L2 regularization: PyTorch's ``SGD(momentum, weight_decay)``.
 
@@ -266,7 +272,7 @@ def sgd_l2(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
   return optax.chain(
-      _l2.add_l2_to_grads(l2, mask),
-      _momentum(momentum, nesterov, "sgd_l2"),
-      _learning_rate(learning_rate, "sgd_l2"),
+    _l2.add_l2_to_grads(l2, mask),
+    _momentum(momentum, nesterov, "sgd_l2"),
+    _learning_rate(learning_rate, "sgd_l2"),
   )

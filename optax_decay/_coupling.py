@@ -28,15 +28,15 @@ def _resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, ow
   if coupling not in _NEEDS_PEAK:
     if peak_learning_rate is not None:
       raise ValueError(
-          f"{owner}: peak_learning_rate is used only by coupling='schedule' or 'corrected', "
-          f"not by coupling={coupling!r}."
+        f"{owner}: peak_learning_rate is used only by coupling='schedule' or 'corrected', "
+        f"not by coupling={coupling!r}."
       )
     return None
   if peak_learning_rate is None:
     if callable(learning_rate):
       raise ValueError(
-          f"{owner}: coupling={coupling!r} with a learning-rate schedule needs "
-          "peak_learning_rate, the value that the schedule multiplier divides by."
+        f"{owner}: coupling={coupling!r} with a learning-rate schedule needs "
+        "peak_learning_rate, the value that the schedule multiplier divides by."
       )
     peak_learning_rate = learning_rate
   if callable(peak_learning_rate):
@@ -67,22 +67,22 @@ def _warn_if_below_resolution(fraction: float, flags, leaves, owner: str) -> Non
     eps = float(jnp.finfo(jnp.result_type(leaf)).eps)
     if 0 < fraction < eps / 2:
       warnings.warn(
-          f"{owner}: the decay removes {fraction:.3g} of each weight per step, less than half "
-          f"the spacing of {jnp.result_type(leaf)} numbers near 1 ({eps / 2:.3g}); on its own "
-          "w·(1 - fraction) rounds back to w, so the decay barely acts. Use a larger decay, "
-          "higher-precision parameters, or another coupling.",
-          stacklevel=3,
+        f"{owner}: the decay removes {fraction:.3g} of each weight per step, less than half "
+        f"the spacing of {jnp.result_type(leaf)} numbers near 1 ({eps / 2:.3g}); on its own "
+        "w·(1 - fraction) rounds back to w, so the decay barely acts. Use a larger decay, "
+        "higher-precision parameters, or another coupling.",
+        stacklevel=3,
       )
       return
 
 
 def scale_by_learning_rate_and_decay(
-    learning_rate: optax.ScalarOrSchedule,
-    weight_decay: optax.ScalarOrSchedule,
-    mask: _masks.Mask = None,
-    *,
-    coupling: str = "lr",
-    peak_learning_rate: float | jax.Array | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  weight_decay: optax.ScalarOrSchedule,
+  mask: _masks.Mask = None,
+  *,
+  coupling: str = "lr",
+  peak_learning_rate: float | jax.Array | None = None,
 ) -> optax.GradientTransformation:
   r"""Scales by the learning rate and applies decoupled decay, with a chosen coupling.
 
@@ -160,15 +160,15 @@ def scale_by_learning_rate_and_decay(
   fraction = _per_step_fraction(coupling, learning_rate, weight_decay, peak)
   if fraction is not None and fraction >= 1:
     raise ValueError(
-        f"{_OWNER}: with coupling={coupling!r} the decay would remove {fraction:.3g} of each "
-        "weight per step; a fraction ≥ 1 flips the weights' sign. Lower weight_decay."
+      f"{_OWNER}: with coupling={coupling!r} the decay would remove {fraction:.3g} of each "
+      "weight per step; a fraction ≥ 1 flips the weights' sign. Lower weight_decay."
     )
 
   if coupling == "none":
     inner = optax.chain(
-        optax.scale_by_learning_rate(learning_rate, flip_sign=False),
-        _decoupled.decoupled_decay(weight_decay, mask),
-        optax.scale(-1.0),
+      optax.scale_by_learning_rate(learning_rate, flip_sign=False),
+      _decoupled.decoupled_decay(weight_decay, mask),
+      optax.scale(-1.0),
     )
   else:
     if coupling == "lr":
@@ -176,9 +176,11 @@ def scale_by_learning_rate_and_decay(
     elif coupling == "schedule":
       rate = _rates.combine_rates(lambda wd, pk: wd / pk, weight_decay, peak)
     else:
-      rate = _rates.combine_rates(lambda wd, lr, pk: wd * lr / pk, weight_decay, learning_rate, peak)
+      rate = _rates.combine_rates(
+        lambda wd, lr, pk: wd * lr / pk, weight_decay, learning_rate, peak
+      )
     inner = optax.chain(
-        _decoupled.decoupled_decay(rate, mask), optax.scale_by_learning_rate(learning_rate)
+      _decoupled.decoupled_decay(rate, mask), optax.scale_by_learning_rate(learning_rate)
     )
 
   if fraction is None or fraction == 0:
@@ -191,4 +193,3 @@ def scale_by_learning_rate_and_decay(
     return inner.init(params)
 
   return optax.GradientTransformation(init_fn, inner.update)
-

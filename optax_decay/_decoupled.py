@@ -8,8 +8,8 @@ from optax_decay import _add_scaled, _masks
 
 
 def decoupled_decay(
-    weight_decay: optax.ScalarOrSchedule,
-    mask: _masks.Mask = None,
+  weight_decay: optax.ScalarOrSchedule,
+  mask: _masks.Mask = None,
 ) -> optax.GradientTransformation:
   r"""Adds the weights, scaled by the decay rate, to the preconditioned update.
 
@@ -31,14 +31,14 @@ def decoupled_decay(
   Every other coupling is this transform with another rate κ_t (or in another place), which
   :func:`scale_by_learning_rate_and_decay` builds for you:
 
-  ==============  =========================  ==============================================
-  coupling        decay per step             chain
-  ==============  =========================  ==============================================
-  ``"lr"``        lr_t·λ·w                   ``decoupled_decay(λ)``, ``scale_by_learning_rate(lr)``
-  ``"schedule"``  (lr_t/peak)·λ·w            ``decoupled_decay(λ/peak)``, ``scale_by_learning_rate(lr)``
-  ``"corrected"`` (lr_t²/peak)·λ·w           ``decoupled_decay(lambda t: λ*lr(t)/peak)``, ``scale_by_learning_rate(lr)``
-  ``"none"``      λ·w                        ``scale_by_learning_rate(lr, flip_sign=False)``, ``decoupled_decay(λ)``, ``optax.scale(-1)``
-  ==============  =========================  ==============================================
+  - ``"lr"``, lr_t·λ·w per step: ``decoupled_decay(λ)``, then
+    ``optax.scale_by_learning_rate(lr)``.
+  - ``"schedule"``, (lr_t/peak)·λ·w: ``decoupled_decay(λ / peak)``, then
+    ``optax.scale_by_learning_rate(lr)``.
+  - ``"corrected"``, (lr_t²/peak)·λ·w: ``decoupled_decay(lambda t: λ * lr(t) / peak)``, then
+    ``optax.scale_by_learning_rate(lr)``.
+  - ``"none"``, λ·w: ``optax.scale_by_learning_rate(lr, flip_sign=False)``, then
+    ``decoupled_decay(λ)``, then ``optax.scale(-1.0)``.
 
   Args:
     weight_decay: the rate κ ≥ 0: a float, a scalar array, or a schedule of the step count. A
@@ -59,12 +59,11 @@ def decoupled_decay(
     ...     optax_decay.decoupled_decay(1e-2),
     ...     optax.scale_by_learning_rate(1e-3),
     ... )
-    >>> params = {"w": jnp.ones(3)}
-    >>> state = adamw.init(params)
-    >>> updates, state = adamw.update({"w": jnp.ones(3)}, state, params)
-    >>> bool((updates["w"] == optax.adamw(1e-3, weight_decay=1e-2).update(
-    ...     {"w": jnp.ones(3)}, optax.adamw(1e-3, weight_decay=1e-2).init(params), params
-    ... )[0]["w"]).all())
+    >>> params, grads = {"w": jnp.ones(3)}, {"w": jnp.full(3, 0.5)}
+    >>> ours, _ = adamw.update(grads, adamw.init(params), params)
+    >>> reference = optax.adamw(1e-3, weight_decay=1e-2)
+    >>> theirs, _ = reference.update(grads, reference.init(params), params)
+    >>> bool((ours["w"] == theirs["w"]).all())
     True
 
   References:
@@ -72,5 +71,5 @@ def decoupled_decay(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
   return _add_scaled.add_scaled_params(
-      weight_decay, mask, owner="decoupled_decay", rate_name="weight_decay"
+    weight_decay, mask, owner="decoupled_decay", rate_name="weight_decay"
   )

@@ -8,8 +8,8 @@ from optax_decay import _add_scaled, _masks
 
 
 def add_l2_to_grads(
-    l2: optax.ScalarOrSchedule,
-    mask: _masks.Mask = None,
+  l2: optax.ScalarOrSchedule,
+  mask: _masks.Mask = None,
 ) -> optax.GradientTransformation:
   r"""Adds the gradient of an L2 penalty to the gradients: classic L2 regularization.
 

@@ -22,8 +22,8 @@ __all__ = ["check_mask", "leaf_mask", "unwrap_variables", "warn_if_ineffective"]
 Mask = Any | Callable[[Any], Any] | None
 
 _INJECT_HINT = (
-    "If this mask came from optax.inject_hyperparams, which calls every callable argument as a "
-    "schedule of the step count, pass static_args=('mask',) to inject_hyperparams."
+  "If this mask came from optax.inject_hyperparams, which calls every callable argument as a "
+  "schedule of the step count, pass static_args=('mask',) to inject_hyperparams."
 )
 
 
@@ -42,7 +42,7 @@ def unwrap_variables(tree: Any) -> Any:
   if sys.modules.get("flax.nnx") is None:
     return tree
   return jax.tree.map(
-      lambda x: _variable_value(x) if _is_variable(x) else x, tree, is_leaf=_is_variable
+    lambda x: _variable_value(x) if _is_variable(x) else x, tree, is_leaf=_is_variable
   )
 
 
@@ -62,8 +62,8 @@ def check_mask(mask: Mask, owner: str) -> None:
     raise TypeError(f"{owner}: mask is a traced array; a mask must be static. {_INJECT_HINT}")
   if _scalar_bool(mask) is False:
     raise ValueError(
-        f"{owner}: mask=False decays no parameter. To switch the decay off set its rate to 0. "
-        + _INJECT_HINT
+      f"{owner}: mask=False decays no parameter. To switch the decay off set its rate to 0. "
+      + _INJECT_HINT
     )
 
 
@@ -99,8 +99,8 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
       if isinstance(value, jax.core.Tracer):
         raise TypeError(f"{owner}: the mask entry at {where} is traced; masks must be static.")
       raise TypeError(
-          f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"
-          f" {getattr(value, 'shape', '')}."
+        f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"
+        f" {getattr(value, 'shape', '')}."
       )
     entries[_path_key(path)] = flag
 
@@ -115,14 +115,14 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
         break
     else:
       raise ValueError(
-          f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
-          "a mask must have the structure of the parameters or of a prefix of them."
+        f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
+        "a mask must have the structure of the parameters or of a prefix of them."
       )
   unused = [k for k in entries if k not in used]
   if unused:
     raise ValueError(
-        f"{owner}: the mask entry at {''.join(unused[0])} matches no parameter; "
-        "a mask must have the structure of the parameters or of a prefix of them."
+      f"{owner}: the mask entry at {''.join(unused[0])} matches no parameter; "
+      "a mask must have the structure of the parameters or of a prefix of them."
     )
   return flags
 
@@ -134,14 +134,14 @@ def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owne
   chosen = [f for f, x in zip(flags, inexact, strict=True) if x]
   if chosen and not any(chosen):
     warnings.warn(
-        f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
-        + _INJECT_HINT,
-        stacklevel=3,
+      f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
+      + _INJECT_HINT,
+      stacklevel=3,
     )
   elif len(chosen) > 1 and all(chosen):
     warnings.warn(
-        f"{owner}: the mask selects all {len(chosen)} floating-point parameters, so it excludes "
-        "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
-        "from kernels).",
-        stacklevel=3,
+      f"{owner}: the mask selects all {len(chosen)} floating-point parameters, so it excludes "
+      "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
+      "from kernels).",
+      stacklevel=3,
     )

@@ -36,8 +36,8 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> N
     raise TypeError(f"{owner}: {name} must be a number or a schedule, got the boolean {rate!r}.")
   if not isinstance(rate, (int, float, np.generic, np.ndarray, jax.Array)):
     raise TypeError(
-        f"{owner}: {name} must be a float, a scalar array or a schedule (a callable of the "
-        f"step count), got {_describe(rate)}."
+      f"{owner}: {name} must be a float, a scalar array or a schedule (a callable of the "
+      f"step count), got {_describe(rate)}."
     )
   if np.ndim(rate) != 0:
     raise ValueError(f"{owner}: {name} must be a scalar, got an array of shape {np.shape(rate)}.")
