@@ -7,6 +7,7 @@ L2 regularization and the other decoupled weight decay is only *where in a chain
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -14,6 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from optax_decay import _masks, _rates
+
+Direction = Callable[[jax.Array], jax.Array]
 
 __all__ = ["DecayScheduleState", "add_scaled_params", "is_decayable"]
 
@@ -28,11 +31,16 @@ def is_decayable(leaf: Any) -> bool:
   return leaf is not None and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
-def _add_scaled_leaf(update: jax.Array, param: jax.Array, rate: Any) -> jax.Array:
+def _add_scaled_leaf(
+  update: jax.Array, param: jax.Array, rate: Any, direction: Direction, cautious: bool
+) -> jax.Array:
   # The product is formed in the parameter's own (real) precision, so an f32 schedule value does
   # not promote bf16 updates to f32; complex parameters are scaled by a real rate.
   real_dtype = jnp.finfo(param.dtype).dtype
-  term = jnp.asarray(rate, real_dtype) * param
+  term = jnp.asarray(rate, real_dtype) * direction(param)
+  if cautious:
+    # Decay only where the step already moves the weight toward zero (Chen et al. 2025).
+    term = jnp.where(jnp.real(update * jnp.conj(param)) >= 0, term, jnp.zeros_like(term))
   return update + term.astype(update.dtype)
 
 
@@ -41,8 +49,17 @@ def add_scaled_params(
   mask: _masks.Mask,
   owner: str,
   rate_name: str,
+  *,
+  direction: Direction = lambda w: w,
+  cautious: bool = False,
 ) -> optax.GradientTransformation:
-  """`u ← u + rate_t · w` on the leaves that `mask` selects; `owner` names it in errors."""
+  """`u ← u + rate_t · direction(w)` on the leaves that `mask` selects.
+
+  `owner` names the public transform in error messages. With `cautious`, a leaf's coordinates
+  whose update `u` points against the weight (`u·w < 0`) get no decay term.
+  """
+  if not isinstance(cautious, bool):
+    raise TypeError(f"{owner}: cautious must be True or False, got {cautious!r}.")
   _rates.check_rate(rate, rate_name, owner)
   _masks.check_mask(mask, owner)
   is_zero = isinstance(rate, (int, float)) and rate == 0
@@ -78,7 +95,9 @@ def add_scaled_params(
       ) from err
     flags = _masks.leaf_mask(mask, params, owner)
     new_leaves = [
-      _add_scaled_leaf(u, p, rate_t) if flag and u is not None and is_decayable(p) else u
+      _add_scaled_leaf(u, p, rate_t, direction, cautious)
+      if flag and u is not None and is_decayable(p)
+      else u
       for u, p, flag in zip(update_leaves, param_leaves, flags, strict=True)
     ]
     return treedef.unflatten(new_leaves), state

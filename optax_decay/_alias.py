@@ -48,6 +48,7 @@ def adamw(
   nesterov: bool = False,
   coupling: str = "lr",
   peak_learning_rate: float | jax.Array | None = None,
+  cautious: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adam with decoupled weight decay (AdamW), with a choice of how the decay is coupled.
 
@@ -75,6 +76,8 @@ def adamw(
     coupling: ``"lr"``, ``"schedule"``, ``"corrected"`` or ``"none"``.
     peak_learning_rate: divisor for ``"schedule"`` and ``"corrected"``; defaults to
       ``learning_rate`` when that is a number.
+    cautious: decay only where the update and the weight agree in sign (Chen et al. 2025); see
+      :func:`decoupled_decay`.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -105,6 +108,7 @@ def adamw(
       mask,
       coupling=coupling,
       peak_learning_rate=peak_learning_rate,
+      cautious=cautious,
     ),
   )
 
@@ -174,6 +178,7 @@ def sgdw(
   nesterov: bool = False,
   coupling: str = "lr",
   peak_learning_rate: float | jax.Array | None = None,
+  cautious: bool = False,
 ) -> optax.GradientTransformation:
   r"""SGD with momentum and decoupled weight decay (SGDW).
 
@@ -201,6 +206,8 @@ def sgdw(
     coupling: ``"lr"``, ``"schedule"``, ``"corrected"`` or ``"none"``.
     peak_learning_rate: divisor for ``"schedule"`` and ``"corrected"``; defaults to
       ``learning_rate`` when that is a number.
+    cautious: decay only where the update and the weight agree in sign (Chen et al. 2025); see
+      :func:`decoupled_decay`.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -225,6 +232,7 @@ def sgdw(
       mask,
       coupling=coupling,
       peak_learning_rate=peak_learning_rate,
+      cautious=cautious,
     ),
   )
 

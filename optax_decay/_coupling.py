@@ -83,6 +83,7 @@ def scale_by_learning_rate_and_decay(
   *,
   coupling: str = "lr",
   peak_learning_rate: float | jax.Array | None = None,
+  cautious: bool = False,
 ) -> optax.GradientTransformation:
   r"""Scales by the learning rate and applies decoupled decay, with a chosen coupling.
 
@@ -122,6 +123,8 @@ def scale_by_learning_rate_and_decay(
     coupling: one of ``"lr"``, ``"schedule"``, ``"corrected"``, ``"none"``.
     peak_learning_rate: the ``peak`` above, used by ``"schedule"`` and ``"corrected"`` only.
       Defaults to ``learning_rate`` when that is a number; required when it is a schedule.
+    cautious: decay only where the update and the weight agree in sign; see
+      :func:`decoupled_decay`.
 
   Returns:
     An ``optax.GradientTransformation``; its ``update`` requires ``params``.
@@ -167,7 +170,7 @@ def scale_by_learning_rate_and_decay(
   if coupling == "none":
     inner = optax.chain(
       optax.scale_by_learning_rate(learning_rate, flip_sign=False),
-      _decoupled.decoupled_decay(weight_decay, mask),
+      _decoupled.decoupled_decay(weight_decay, mask, cautious=cautious),
       optax.scale(-1.0),
     )
   else:
@@ -180,7 +183,8 @@ def scale_by_learning_rate_and_decay(
         lambda wd, lr, pk: wd * lr / pk, weight_decay, learning_rate, peak
       )
     inner = optax.chain(
-      _decoupled.decoupled_decay(rate, mask), optax.scale_by_learning_rate(learning_rate)
+      _decoupled.decoupled_decay(rate, mask, cautious=cautious),
+      optax.scale_by_learning_rate(learning_rate),
     )
 
   if fraction is None or fraction == 0:

@@ -10,6 +10,8 @@ from optax_decay import _add_scaled, _masks
 def decoupled_decay(
   weight_decay: optax.ScalarOrSchedule,
   mask: _masks.Mask = None,
+  *,
+  cautious: bool = False,
 ) -> optax.GradientTransformation:
   r"""Adds the weights, scaled by the decay rate, to the preconditioned update.
 
@@ -47,6 +49,10 @@ def decoupled_decay(
     mask: ``None`` (decay every floating-point leaf), a pytree of bools with the structure of
       the parameters or of a prefix of them, or a callable returning one from the parameters.
       ``True`` marks leaves that are decayed. Integer and boolean leaves always pass through.
+    cautious: cautious weight decay (Chen et al. 2025): decay only the coordinates where the
+      update and the weight agree in sign, :math:`u_t \leftarrow u_t + \kappa_t\,
+      \mathbb{1}[u_t \odot w_{t-1} \ge 0] \odot w_{t-1}`, so the decay never pushes a weight
+      against the direction the optimizer is already moving it.
 
   Returns:
     An ``optax.GradientTransformation``; its ``update`` requires ``params``. Its state is
@@ -69,7 +75,8 @@ def decoupled_decay(
   References:
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
+    Chen et al., `Cautious Weight Decay <https://arxiv.org/abs/2510.12402>`_, 2025.
   """
   return _add_scaled.add_scaled_params(
-    weight_decay, mask, owner="decoupled_decay", rate_name="weight_decay"
+    weight_decay, mask, owner="decoupled_decay", rate_name="weight_decay", cautious=cautious
   )
