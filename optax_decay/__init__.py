@@ -5,6 +5,8 @@ from optax_decay._alias import adam_l2 as adam_l2
 from optax_decay._alias import adamw as adamw
 from optax_decay._alias import sgd_l2 as sgd_l2
 from optax_decay._alias import sgdw as sgdw
+from optax_decay._compensated import CompensatedSummationState as CompensatedSummationState
+from optax_decay._compensated import compensated_summation as compensated_summation
 from optax_decay._coupling import COUPLINGS as COUPLINGS
 from optax_decay._coupling import (
   scale_by_learning_rate_and_decay as scale_by_learning_rate_and_decay,
@@ -17,10 +19,12 @@ __version__ = "0.1.0"
 
 __all__ = [
   "COUPLINGS",
+  "CompensatedSummationState",
   "DecayScheduleState",
   "adam_l2",
   "adamw",
   "add_l2_to_grads",
+  "compensated_summation",
   "decoupled_decay",
   "inject_hyperparams",
   "scale_by_learning_rate_and_decay",

@@ -69,8 +69,9 @@ def _warn_if_below_resolution(fraction: float, flags, leaves, owner: str) -> Non
       warnings.warn(
         f"{owner}: the decay removes {fraction:.3g} of each weight per step, less than half "
         f"the spacing of {jnp.result_type(leaf)} numbers near 1 ({eps / 2:.3g}); on its own "
-        "w·(1 - fraction) rounds back to w, so the decay barely acts. Use a larger decay, "
-        "higher-precision parameters, or another coupling.",
+        "w·(1 - fraction) rounds back to w, so the decay barely acts. Chain "
+        "optax_decay.compensated_summation() last to carry the rounding error over, or use "
+        "higher-precision parameters.",
         stacklevel=3,
       )
       return
