@@ -24,7 +24,7 @@ __all__ = ["DecayScheduleState", "add_scaled_params", "is_decayable"]
 class DecayScheduleState(NamedTuple):
   """State of a decay whose rate is a schedule: the step count the schedule is evaluated at."""
 
-  count: jax.Array  # shape=(), dtype=int32
+  count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # int32 scalar
 
 
 def is_decayable(leaf: Any) -> bool:
@@ -80,7 +80,7 @@ def add_scaled_params(
       )
     if callable(rate):
       rate_t = rate(state.count)
-      state = DecayScheduleState(count=optax.safe_increment(state.count))
+      state = DecayScheduleState(count=jnp.asarray(optax.safe_increment(state.count)))
     else:
       rate_t = rate
     if is_zero:

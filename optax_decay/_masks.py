@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.core import Tracer
 
 __all__ = ["check_mask", "leaf_mask", "unwrap_variables", "warn_if_ineffective"]
 
@@ -50,7 +51,7 @@ def _scalar_bool(x: Any) -> bool | None:
   """The Python bool that `x` holds, or None when `x` is not a concrete scalar boolean."""
   if isinstance(x, (bool, np.bool_)):
     return bool(x)
-  if isinstance(x, (np.ndarray, jax.Array)) and not isinstance(x, jax.core.Tracer):
+  if isinstance(x, (np.ndarray, jax.Array)) and not isinstance(x, Tracer):
     if x.dtype == np.bool_ and x.ndim == 0:
       return bool(x)
   return None
@@ -58,7 +59,7 @@ def _scalar_bool(x: Any) -> bool | None:
 
 def check_mask(mask: Mask, owner: str) -> None:
   """Construction-time checks on a mask argument."""
-  if isinstance(mask, jax.core.Tracer):
+  if isinstance(mask, Tracer):
     raise TypeError(f"{owner}: mask is a traced array; a mask must be static. {_INJECT_HINT}")
   if _scalar_bool(mask) is False:
     raise ValueError(
@@ -96,7 +97,7 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
     flag = _scalar_bool(value)
     where = jax.tree_util.keystr(path) or "<root>"
     if flag is None:
-      if isinstance(value, jax.core.Tracer):
+      if isinstance(value, Tracer):
         raise TypeError(f"{owner}: the mask entry at {where} is traced; masks must be static.")
       raise TypeError(
         f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"

@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 import optax
+from jax.core import Tracer
 
 __all__ = ["check_rate", "combine_rates", "is_constant", "rate_at"]
 
@@ -19,7 +20,7 @@ def _describe(value: Any) -> str:
 
 def is_constant(rate: Any) -> bool:
   """True when `rate` is a concrete number known at construction (not a schedule or tracer)."""
-  if callable(rate) or isinstance(rate, jax.core.Tracer):
+  if callable(rate) or isinstance(rate, Tracer):
     return False
   return isinstance(rate, (int, float, np.generic, np.ndarray, jax.Array))
 
@@ -30,7 +31,7 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> N
   Schedules and traced values (under `jit`, `vmap` or `optax.inject_hyperparams`) cannot be
   inspected at construction and are accepted as they are.
   """
-  if callable(rate) or isinstance(rate, jax.core.Tracer):
+  if callable(rate) or isinstance(rate, Tracer):
     return
   if isinstance(rate, (bool, np.bool_)) or getattr(rate, "dtype", None) == np.bool_:
     raise TypeError(f"{owner}: {name} must be a number or a schedule, got the boolean {rate!r}.")
