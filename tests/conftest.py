@@ -15,7 +15,7 @@ def small_params():
   """A small parameter pytree: a kernel, a bias and a nested scale, all float32."""
   rng = np.random.default_rng(0)
   return {
-      "w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32),
-      "b": jnp.asarray(rng.normal(size=(2,)), jnp.float32),
-      "norm": {"scale": jnp.asarray(1.0 + 0.1 * rng.normal(size=(2,)), jnp.float32)},
+    "w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32),
+    "b": jnp.asarray(rng.normal(size=(2,)), jnp.float32),
+    "norm": {"scale": jnp.asarray(1.0 + 0.1 * rng.normal(size=(2,)), jnp.float32)},
   }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 
 def to_numpy(tree):
@@ -33,3 +35,54 @@ def assert_trees_equal(a, b):
     assert x.shape == y.shape, f"shapes differ: {x.shape} vs {y.shape}"
     assert x.dtype == y.dtype, f"dtypes differ: {x.dtype} vs {y.dtype}"
     np.testing.assert_array_equal(x, y)
+
+
+class LeastSquares:
+  """A small linear least-squares problem with its loss in JAX and its gradient in NumPy.
+
+  loss(p) = 1/(2n) · Σ_i ||x_i W + b - y_i||², params `{"w": (d, k), "b": (k,)}`. The NumPy
+  gradient is written out by hand so references built on it do not go through JAX.
+  """
+
+  def __init__(self, seed=0, n=8, d=4, k=2):
+    rng = np.random.default_rng(seed)
+    self.x = rng.normal(size=(n, d))
+    self.y = rng.normal(size=(n, k))
+    self.init = {"w": rng.normal(size=(d, k)), "b": rng.normal(size=(k,))}
+
+  def params(self, dtype):
+    """The initial parameters as JAX arrays of `dtype`."""
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype), self.init)
+
+  def loss(self, params):
+    """The loss in JAX (differentiable with `jax.grad`)."""
+    dtype = params["w"].dtype
+    r = jnp.asarray(self.x, dtype) @ params["w"] + params["b"] - jnp.asarray(self.y, dtype)
+    return 0.5 * (r**2).sum() / self.x.shape[0]
+
+  def grad_np(self, params):
+    """The gradient of `loss`, by hand, in NumPy."""
+    n = self.x.shape[0]
+    x = self.x.astype(params["w"].dtype)
+    r = x @ params["w"] + params["b"] - self.y.astype(params["w"].dtype)
+    return {"w": x.T @ r / n, "b": r.sum(axis=0) / n}
+
+
+def run_optimizer(tx, grad_fn, params, steps, jit=True):
+  """Applies `tx` for `steps` steps from `params`, with gradients `grad_fn(params)`.
+
+  Returns the list of parameter pytrees after each step (length `steps`).
+  """
+
+  def step(params, state):
+    updates, state = tx.update(grad_fn(params), state, params)
+    return optax.apply_updates(params, updates), state
+
+  if jit:
+    step = jax.jit(step)
+  state = tx.init(params)
+  history = []
+  for _ in range(steps):
+    params, state = step(params, state)
+    history.append(params)
+  return history
