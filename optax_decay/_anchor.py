@@ -1,0 +1,166 @@
+"""Decay toward a reference point (L2-SP): shrink the distance to the anchor, not the weights."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optax_decay import _add_scaled, _l1, _masks
+
+_OWNER = "decay_to_anchor"
+
+
+class DecayToAnchorState(NamedTuple):
+  """State of :func:`decay_to_anchor`."""
+
+  anchor: Any  # the parameters' structure, each float leaf in its parameter's dtype, else None
+  count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # int32: updates so far
+
+
+def _mismatch(where: str, detail: str) -> ValueError:
+  return ValueError(
+    f"{_OWNER}: the anchor {where} {detail}; the anchor must have the structure and shapes of "
+    "the parameters passed to init."
+  )
+
+
+def _anchor_like(anchor: Any, params: Any) -> Any:
+  """`anchor` laid out like `params`, in each parameter's dtype; None at non-float leaves.
+
+  Leaves are matched by path, as masks are, so a plain dict anchor works with an `nnx.State` of
+  parameters and the other way round.
+  """
+  path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+  if anchor is None:  # a copy, so that donating the parameters leaves the anchor alive
+    leaves = [
+      jnp.array(p, copy=True) if _add_scaled.is_decayable(p) else None for _, p in path_leaves
+    ]
+    return treedef.unflatten(leaves)
+
+  given = {
+    _masks._path_key(path): (path, value)
+    for path, value in jax.tree_util.tree_flatten_with_path(_masks.unwrap_variables(anchor))[0]
+  }
+  leaves = []
+  for path, param in path_leaves:
+    _, value = given.pop(_masks._path_key(path), (None, None))
+    if not _add_scaled.is_decayable(param):
+      leaves.append(None)
+      continue
+    where = jax.tree_util.keystr(path)
+    if value is None:
+      raise _mismatch("has no entry for the parameter at", where)
+    if jnp.shape(value) != jnp.shape(param):
+      raise _mismatch(
+        f"entry at {where}", f"has shape {jnp.shape(value)}, the parameter {jnp.shape(param)}"
+      )
+    leaves.append(jnp.asarray(value, jnp.result_type(param)))
+  if given:
+    path, _ = next(iter(given.values()))
+    raise _mismatch(f"entry at {jax.tree_util.keystr(path)}", "matches no parameter")
+  return treedef.unflatten(leaves)
+
+
+def decay_to_anchor(
+  weight_decay: optax.ScalarOrSchedule,
+  anchor: Any = None,
+  mask: _masks.Mask = None,
+) -> optax.GradientTransformation:
+  r"""Adds the weights' distance to an anchor, scaled by the decay rate: L2-SP style decay.
+
+  .. math::
+
+    u_t \leftarrow u_t + \kappa_t \, (w_{t-1} - w^{\circ})
+
+  where :math:`w^{\circ}` is the anchor: the parameters passed to ``init`` (typically the
+  pretrained weights one fine-tunes from), or the pytree given as ``anchor``. Where
+  :func:`decoupled_decay` pulls weights toward zero, this pulls them toward :math:`w^{\circ}`;
+  with an anchor of zeros the two are the same, bit for bit.
+
+  Place it like :func:`decoupled_decay`: after the preconditioner and just before
+  ``optax.scale_by_learning_rate(lr)``, the step is
+  :math:`w_t = w_{t-1} - \mathrm{lr}_t \big(u_t + \kappa_t (w_{t-1} - w^{\circ})\big)`, so the
+  decay is coupled to the learning rate as in ``optax.adamw``; with zero gradients the distance
+  to the anchor shrinks by the factor :math:`1 - \mathrm{lr}_t \kappa_t` per step. Placed
+  *first* in a chain, before the preconditioner, it is instead the gradient of Li et al.'s
+  penalty :math:`\tfrac{\kappa}{2}\lVert w - w^{\circ}\rVert^2`, like :func:`add_l2_to_grads`.
+
+  Memory: the state keeps one copy of every floating-point parameter (masked out or not), in
+  the parameter's dtype; the optimizer state grows by the size of the parameters, as much as
+  one more Adam moment. Integer and boolean leaves are stored as ``None``.
+
+  Args:
+    weight_decay: the rate κ ≥ 0: a float, a scalar array, or a schedule of the step count. A
+      schedule sees this transform's own count, which starts at 0 and grows by one at each
+      ``update``, the same count ``optax.scale_by_learning_rate`` sees in the same chain.
+    anchor: ``None`` (anchor at the parameters given to ``init``) or a pytree with the
+      structure and shapes of the parameters (a prefix is not enough; entries for integer
+      leaves may be left out). It is checked at ``init``, where an error names the first path
+      that does not match, and cast to each parameter's dtype. Flax NNX ``Variable`` boxes,
+      in the parameters or the anchor, are unwrapped.
+    mask: ``None`` (decay every floating-point leaf), a pytree of bools with the structure of
+      the parameters or of a prefix of them, or a callable returning one from the parameters.
+      ``True`` marks leaves that are decayed. Integer and boolean leaves always pass through.
+
+  Returns:
+    An ``optax.GradientTransformation``; its ``update`` requires ``params``. Its state is a
+    :class:`DecayToAnchorState` ``(anchor, count)``.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, optax_decay
+    >>> tx = optax.chain(
+    ...     optax_decay.decay_to_anchor(0.5), optax.scale_by_learning_rate(0.1))
+    >>> state = tx.init({"w": jnp.array([1.0, 2.0])})  # these weights become the anchor
+    >>> moved = {"w": jnp.array([3.0, 2.0])}
+    >>> updates, state = tx.update({"w": jnp.zeros(2)}, state, moved)
+    >>> updates["w"]  # −lr·κ·(w − anchor)
+    Array([-0.1, -0. ], dtype=float32)
+
+  References:
+    Li, Grandvalet & Davoine, `Explicit Inductive Bias for Transfer Learning with Convolutional
+    Networks <https://arxiv.org/abs/1802.01483>`_, ICML 2018.
+    Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+    <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
+  """
+  # The same mechanism as decoupled_decay, fed w − anchor in place of w: rate and mask checks,
+  # mask resolution and warnings are shared with it.
+  checked = _add_scaled.add_scaled_params(
+    weight_decay, mask, owner=_OWNER, rate_name="weight_decay"
+  )
+
+  def init_fn(params):
+    checked.init(params)  # warns about masks that select all or nothing
+    anchor_tree = _anchor_like(anchor, _masks.unwrap_variables(params))
+    return DecayToAnchorState(anchor=anchor_tree, count=jnp.zeros([], jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError(
+        f"{_OWNER} needs the parameters: call update(updates, state, params) with params."
+      )
+    params = _masks.unwrap_variables(params)
+    try:
+      offsets = jax.tree.map(
+        lambda a, p: p if a is None else p - a,
+        state.anchor,
+        params,
+        is_leaf=lambda x: x is None,
+      )
+    except (ValueError, TypeError) as err:
+      raise ValueError(
+        f"{_OWNER}: the parameters differ in structure from those given to init: {err}"
+      ) from err
+    inner = _add_scaled.add_scaled_params(
+      weight_decay, _l1.resolved_on(mask, params), owner=_OWNER, rate_name="weight_decay"
+    )
+    if callable(weight_decay):
+      inner_state = _add_scaled.DecayScheduleState(count=state.count)
+    else:
+      inner_state = optax.EmptyState()
+    updates, _ = inner.update(updates, inner_state, offsets)
+    return updates, DecayToAnchorState(state.anchor, jnp.asarray(optax.safe_increment(state.count)))
+
+  return optax.GradientTransformation(init_fn, update_fn)
