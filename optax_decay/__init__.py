@@ -13,11 +13,21 @@ from optax_decay._coupling import COUPLINGS as COUPLINGS
 from optax_decay._coupling import (
   scale_by_learning_rate_and_decay as scale_by_learning_rate_and_decay,
 )
+from optax_decay._decay_mask import NO_DECAY_WORDS as NO_DECAY_WORDS
+from optax_decay._decay_mask import decay_mask as decay_mask
 from optax_decay._decoupled import decoupled_decay as decoupled_decay
+from optax_decay._groups import decoupled_decay_groups as decoupled_decay_groups
 from optax_decay._inject import inject_hyperparams as inject_hyperparams
 from optax_decay._l1 import add_l1_to_grads as add_l1_to_grads
 from optax_decay._l2 import add_l2_to_grads as add_l2_to_grads
 from optax_decay._proximal import proximal_l1 as proximal_l1
+from optax_decay._restarts import adamwr as adamwr
+from optax_decay._restarts import cosine_warm_restarts_multiplier as cosine_warm_restarts_multiplier
+from optax_decay._restarts import restart_normalized_weight_decay as restart_normalized_weight_decay
+from optax_decay._restarts import sgdwr as sgdwr
+from optax_decay._strength import normalized_weight_decay as normalized_weight_decay
+from optax_decay._strength import timescale_from_weight_decay as timescale_from_weight_decay
+from optax_decay._strength import weight_decay_from_timescale as weight_decay_from_timescale
 
 __version__ = "0.1.0"
 
@@ -26,16 +36,26 @@ __all__ = [
   "CompensatedSummationState",
   "DecayScheduleState",
   "DecayToAnchorState",
+  "NO_DECAY_WORDS",
   "adam_l2",
   "adamw",
+  "adamwr",
   "add_l1_to_grads",
   "add_l2_to_grads",
   "compensated_summation",
+  "cosine_warm_restarts_multiplier",
+  "decay_mask",
   "decay_to_anchor",
   "decoupled_decay",
+  "decoupled_decay_groups",
   "inject_hyperparams",
+  "normalized_weight_decay",
   "proximal_l1",
+  "restart_normalized_weight_decay",
   "scale_by_learning_rate_and_decay",
   "sgd_l2",
   "sgdw",
+  "sgdwr",
+  "timescale_from_weight_decay",
+  "weight_decay_from_timescale",
 ]

@@ -1,0 +1,211 @@
+"""The usual decay mask, by name and shape: decay kernels, not biases, norms or embeddings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optax_decay import _masks
+
+__all__ = ["NO_DECAY_WORDS", "decay_mask"]
+
+NO_DECAY_WORDS = frozenset(
+  {
+    "bias",
+    "biases",
+    "norm",
+    "norms",
+    "ln",
+    "bn",
+    "layernorm",
+    "batchnorm",
+    "groupnorm",
+    "rmsnorm",
+    "instancenorm",
+    "emb",
+    "embed",
+    "embeds",
+    "embedding",
+    "embeddings",
+  }
+)
+
+# Words of a path: an acronym (`RMS` in `RMSNorm`), a capitalised or lower-case word, or a number.
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_OWNER = "decay_mask"
+
+
+def _entry_name(entry: Any) -> str:
+  for attribute in ("key", "name", "idx"):
+    if hasattr(entry, attribute):
+      return str(getattr(entry, attribute))
+  return str(entry)
+
+
+def _path_names(path: tuple[Any, ...]) -> list[str]:
+  return [_entry_name(entry) for entry in path]
+
+
+def _has_default_no_decay_name(names: list[str]) -> bool:
+  if names and names[-1].lower() == "b":
+    return True
+  return any(word.lower() in NO_DECAY_WORDS for name in names for word in _WORDS.findall(name))
+
+
+def _compile(patterns: str | Iterable[str], name: str) -> list[re.Pattern[str]]:
+  if isinstance(patterns, str):
+    patterns = (patterns,)
+  compiled = []
+  for pattern in patterns:
+    if not isinstance(pattern, str):
+      raise TypeError(f"{_OWNER}: {name} must hold regular expressions (str), got {pattern!r}.")
+    try:
+      compiled.append(re.compile(pattern, re.IGNORECASE))
+    except re.error as err:
+      raise ValueError(f"{_OWNER}: {name} pattern {pattern!r} is not a regex: {err}.") from err
+  return compiled
+
+
+def _check_not_a_step_count(params: Any) -> None:
+  # optax.inject_hyperparams calls every callable argument with the step count (an int32 scalar).
+  if isinstance(params, (int, np.integer)) or (
+    isinstance(params, (np.ndarray, jax.Array))
+    and np.ndim(params) == 0
+    and jnp.issubdtype(params.dtype, jnp.integer)
+  ):
+    raise TypeError(
+      f"{_OWNER} was called with a scalar integer instead of the parameters: "
+      "optax.inject_hyperparams treats a callable mask as a schedule of the step count. Use "
+      "optax_decay.inject_hyperparams, or pass static_args=('mask',) to "
+      "optax.inject_hyperparams."
+    )
+
+
+def _is_float_array(leaf: Any) -> bool:
+  dtype = getattr(leaf, "dtype", None)
+  return hasattr(leaf, "shape") and dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
+
+
+def decay_mask(
+  params: Any,
+  *,
+  exclude: str | Iterable[str] = (),
+  include: str | Iterable[str] = (),
+  min_ndim: int = 2,
+  default_rules: bool = True,
+) -> Any:
+  r"""The mask that decays kernels and leaves biases, norm layers and embeddings alone.
+
+  A floating-point array leaf with path :math:`p` and :math:`d` dimensions is decayed when
+
+  .. math::
+
+    \mathrm{include}(p) \;\lor\;
+    \big(\lnot\,\mathrm{exclude}(p) \,\land\, \lnot\,\mathrm{rules}(p) \,\land\, d \ge
+    \texttt{min\_ndim}\big)
+
+  so ``include`` wins over everything, ``exclude`` and the default name rules forbid decay, and
+  what neither names is decayed when it has at least ``min_ndim`` dimensions. Integer, boolean
+  and non-array leaves are never decayed.
+
+  **Paths.** The path of a leaf is its keys joined by ``/``: dict keys, attribute names
+  (Equinox modules) and list indices, after Flax NNX ``Variable`` boxes are unwrapped, so it is
+  the same whether ``nnx.Optimizer`` passes an ``nnx.State`` of ``nnx.Param`` (at ``init``) or
+  of plain arrays (at ``update``). Linen's ``{"params": {"Dense_0": {"kernel": ...}}}`` gives
+  ``params/Dense_0/kernel``; an Equinox ``eqx.nn.MLP`` gives ``layers/0/weight``.
+
+  **Default rules** (``default_rules=True``). Each key is split into lower-cased words at
+  non-letters, digits and camelCase boundaries (``LayerNorm_0`` → layer, norm, 0; ``RMSNorm``
+  → rms, norm; ``ln_f`` → ln, f; ``norm1`` → norm, 1; ``embed_tokens`` → embed, tokens). A leaf is
+  not decayed when the *last* key is exactly ``b`` (Haiku's bias), or when any key of its path
+  contains one of the words in :data:`NO_DECAY_WORDS`: ``bias``, ``biases``; ``norm``,
+  ``norms``, ``ln``, ``bn``, ``layernorm``, ``batchnorm``, ``groupnorm``, ``rmsnorm``,
+  ``instancenorm`` (which covers every leaf of a norm layer, its ``scale`` included);
+  ``emb``, ``embed``, ``embeds``, ``embedding``, ``embeddings``. Whole words only: ``normal``,
+  ``unembed``, ``kernel_b`` and ``abnormal`` do not match, and ``b`` counts only as the leaf's
+  own key. GPT-2's ``wte``/``wpe``, ViT's ``cls_token`` and other names outside these lists are
+  decayed unless you add them to ``exclude``.
+
+  **Stacked or scanned layers** (``nnx.scan``, ``nn.scan``, ``vmap``-ed init) give every leaf
+  extra leading axes, so a stacked bias or norm scale has two dimensions and passes the
+  ``min_ndim`` test; the name rules still exclude it. A stacked one-dimensional parameter with a
+  name the rules do not know (a gate, a learned temperature) *is* decayed: name it in
+  ``exclude``. There is no ``stacked_axes`` option because the same tree usually mixes stacked
+  and unstacked leaves, and a name says what a leaf is more reliably than its shape.
+
+  **Configuring it.** Pass ``decay_mask`` itself as a ``mask``, or fix its keyword arguments
+  with ``functools.partial``; the optimizer calls it with the parameters at ``init`` and
+  ``update``. Invalid patterns raise there, at the first call, before any step is taken.
+
+  Args:
+    params: the parameters: a pytree (dict, Linen ``FrozenDict``, ``nnx.State`` with or
+      without ``Variable`` boxes, Equinox module, ...).
+    exclude: regular expressions, matched case-insensitively with ``re.search`` against each
+      leaf's path: a match means no decay. They add to the default rules. One ``str`` is one
+      pattern.
+    include: regular expressions in the same form: a match means decay, whatever ``exclude``,
+      the default rules and ``min_ndim`` say (floating-point leaves only).
+    min_ndim: the fewest dimensions a leaf needs to be decayed (include aside). 0 decays
+      scalars and vectors too.
+    default_rules: apply the default name rules above. With ``False`` only ``exclude``,
+      ``include`` and ``min_ndim`` decide.
+
+  Returns:
+    A pytree of Python bools with the structure of ``params`` (Variables unwrapped), ``True``
+    where the leaf is decayed.
+
+  Raises:
+    TypeError: when called with a scalar integer, which is what ``optax.inject_hyperparams``
+      passes to a mask it takes for a schedule (use :func:`inject_hyperparams` or
+      ``static_args=('mask',)``), or for a pattern that is not a ``str``.
+    ValueError: for a pattern that is not a valid regular expression, or a negative
+      ``min_ndim``.
+
+  Example:
+    >>> import functools, jax.numpy as jnp, optax_decay
+    >>> params = {"params": {
+    ...     "Embed_0": {"embedding": jnp.ones((10, 4))},
+    ...     "Dense_0": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4)},
+    ...     "LayerNorm_0": {"scale": jnp.ones(4), "bias": jnp.ones(4)},
+    ...     "head": {"kernel": jnp.ones((4, 2))}}}
+    >>> mask = optax_decay.decay_mask(params)["params"]
+    >>> mask["Dense_0"], mask["head"]
+    ({'bias': False, 'kernel': True}, {'kernel': True})
+    >>> mask["LayerNorm_0"], mask["Embed_0"]
+    ({'bias': False, 'scale': False}, {'embedding': False})
+    >>> tx = optax_decay.adamw(1e-3, weight_decay=0.1, mask=optax_decay.decay_mask)
+    >>> no_head = functools.partial(optax_decay.decay_mask, exclude=r"(^|/)head/")
+    >>> no_head(params)["params"]["head"]
+    {'kernel': False}
+
+  References:
+    Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+    <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
+  """
+  _check_not_a_step_count(params)
+  if isinstance(min_ndim, bool) or not isinstance(min_ndim, (int, np.integer)):
+    raise TypeError(f"{_OWNER}: min_ndim must be an int, got {min_ndim!r}.")
+  if min_ndim < 0:
+    raise ValueError(f"{_OWNER}: min_ndim must be non-negative, got {min_ndim}.")
+  excluded = _compile(exclude, "exclude")
+  included = _compile(include, "include")
+
+  def decide(path: tuple[Any, ...], leaf: Any) -> bool:
+    if not _is_float_array(leaf):
+      return False
+    names = _path_names(path)
+    joined = "/".join(names)
+    if any(p.search(joined) for p in included):
+      return True
+    if default_rules and _has_default_no_decay_name(names):
+      return False
+    if any(p.search(joined) for p in excluded):
+      return False
+    return len(leaf.shape) >= min_ndim
+
+  return jax.tree_util.tree_map_with_path(decide, _masks.unwrap_variables(params))
