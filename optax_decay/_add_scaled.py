@@ -1,8 +1,9 @@
-"""The one mechanism behind L2 and decoupled decay: add `rate · w` to the updates.
+"""The one mechanism behind the decays: a leaf-wise change of the updates on masked leaves.
 
 `add_l2_to_grads` and `decoupled_decay` compute the same thing, `u + rate·w`; what makes one
 L2 regularization and the other decoupled weight decay is only *where in a chain* it is placed
-(before or after the preconditioner). Both are built from `add_scaled_params` below.
+(before or after the preconditioner). Both are `add_scaled_params` below; L1, decay toward an
+anchor, proximal L1 and per-group decay are built from the same pieces.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ import optax
 
 from optax_decay import _masks, _rates
 
-Direction = Callable[[jax.Array], jax.Array]
-
-__all__ = ["DecayScheduleState", "add_scaled_params", "is_decayable"]
+__all__ = [
+  "DecayScheduleState",
+  "add_scaled_params",
+  "is_decayable",
+  "map_masked_leaves",
+  "scaled_leaf",
+  "schedule_init",
+  "schedule_step",
+  "warn_at_init",
+]
 
 
 class DecayScheduleState(NamedTuple):
@@ -31,13 +39,70 @@ def is_decayable(leaf: Any) -> bool:
   return leaf is not None and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
-def _add_scaled_leaf(
-  update: jax.Array, param: jax.Array, rate: Any, direction: Direction, cautious: bool
+def schedule_init(rate: optax.ScalarOrSchedule) -> DecayScheduleState | optax.EmptyState:
+  """A step count when `rate` is a schedule; no state otherwise."""
+  if callable(rate):
+    return DecayScheduleState(count=jnp.zeros([], jnp.int32))
+  return optax.EmptyState()
+
+
+def schedule_step(rate: optax.ScalarOrSchedule, state: Any) -> tuple[Any, Any]:
+  """The rate for this step and the state for the next one."""
+  if callable(rate):
+    return rate(state.count), DecayScheduleState(jnp.asarray(optax.safe_increment(state.count)))
+  return rate, state
+
+
+def warn_at_init(mask: _masks.Mask, params: Any, owner: str) -> None:
+  """Resolves a user mask against the parameters `init` sees: errors and warnings come early."""
+  if mask is None:
+    return
+  flags = _masks.leaf_mask(mask, params, owner)
+  leaves = _masks.param_leaves(params)
+  _masks.warn_if_ineffective(mask, flags, [is_decayable(p) for p in leaves], owner)
+
+
+def map_masked_leaves(
+  fn: Callable[..., jax.Array],
+  updates: Any,
+  params: Any,
+  mask: _masks.Mask,
+  owner: str,
+  *others: Any,
+) -> Any:
+  """`updates` with `fn(u, w, *o)` at every floating-point leaf that `mask` selects.
+
+  `others` are trees shaped like the updates whose leaves are handed to `fn` alongside. Other
+  leaves, `None` updates included, come back unchanged.
+  """
+  params = _masks.unwrap_variables(params)
+  update_leaves, treedef = jax.tree.flatten(updates, is_leaf=lambda x: x is None)
+  try:
+    param_leaves = treedef.flatten_up_to(params)
+    other_leaves = [treedef.flatten_up_to(other) for other in others]
+  except (ValueError, TypeError) as err:
+    what = "the parameters" if not others else "the parameters or the state built by init"
+    raise ValueError(f"{owner}: the updates and {what} differ in structure: {err}") from err
+  flags = _masks.leaf_mask(mask, params, owner)
+  new_leaves = []
+  for i, (u, w, flag) in enumerate(zip(update_leaves, param_leaves, flags, strict=True)):
+    if flag and u is not None and is_decayable(w):
+      new_leaves.append(fn(u, w, *(leaves[i] for leaves in other_leaves)))
+    else:
+      new_leaves.append(u)
+  return treedef.unflatten(new_leaves)
+
+
+def scaled_leaf(
+  update: jax.Array, param: jax.Array, rate: Any, direction: jax.Array, cautious: bool = False
 ) -> jax.Array:
-  # The product is formed in the parameter's own (real) precision, so an f32 schedule value does
-  # not promote bf16 updates to f32; complex parameters are scaled by a real rate.
-  real_dtype = jnp.finfo(param.dtype).dtype
-  term = jnp.asarray(rate, real_dtype) * direction(param)
+  """`update + rate·direction`, formed in the parameter's own (real) precision.
+
+  So an f32 schedule value does not promote bf16 updates to f32, and complex parameters are
+  scaled by a real rate. With `cautious`, coordinates where the update points against the
+  weight (`u·w < 0`) get no term.
+  """
+  term = jnp.asarray(rate, jnp.finfo(param.dtype).dtype) * direction
   if cautious:
     # Decay only where the step already moves the weight toward zero (Chen et al. 2025).
     term = jnp.where(jnp.real(update * jnp.conj(param)) >= 0, term, jnp.zeros_like(term))
@@ -50,56 +115,32 @@ def add_scaled_params(
   owner: str,
   rate_name: str,
   *,
-  direction: Direction = lambda w: w,
+  direction: Callable[[jax.Array], jax.Array] = lambda w: w,
   cautious: bool = False,
 ) -> optax.GradientTransformation:
   """`u ← u + rate_t · direction(w)` on the leaves that `mask` selects.
 
-  `owner` names the public transform in error messages. With `cautious`, a leaf's coordinates
-  whose update `u` points against the weight (`u·w < 0`) get no decay term.
+  `owner` names the public transform in error messages.
   """
-  if not isinstance(cautious, bool):
-    raise TypeError(f"{owner}: cautious must be True or False, got {cautious!r}.")
   _rates.check_rate(rate, rate_name, owner)
   _masks.check_mask(mask, owner)
+  if not isinstance(cautious, bool):
+    raise TypeError(f"{owner}: cautious must be True or False, got {cautious!r}.")
   is_zero = isinstance(rate, (int, float)) and rate == 0
 
   def init_fn(params):
-    if mask is not None:
-      flags = _masks.leaf_mask(mask, params, owner)
-      leaves = jax.tree.leaves(_masks.unwrap_variables(params))
-      _masks.warn_if_ineffective(mask, flags, [is_decayable(p) for p in leaves], owner)
-    if callable(rate):
-      return DecayScheduleState(count=jnp.zeros([], jnp.int32))
-    return optax.EmptyState()
+    warn_at_init(mask, params, owner)
+    return schedule_init(rate)
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError(
-        f"{owner} needs the parameters: call update(updates, state, params) with params."
-      )
-    if callable(rate):
-      rate_t = rate(state.count)
-      state = DecayScheduleState(count=jnp.asarray(optax.safe_increment(state.count)))
-    else:
-      rate_t = rate
+      raise ValueError(f"{owner} needs the parameters: call update(updates, state, params).")
+    rate_t, state = schedule_step(rate, state)
     if is_zero:
       return updates, state
-    params = _masks.unwrap_variables(params)
-    update_leaves, treedef = jax.tree.flatten(updates, is_leaf=lambda x: x is None)
-    try:
-      param_leaves = treedef.flatten_up_to(params)
-    except (ValueError, TypeError) as err:
-      raise ValueError(
-        f"{owner}: the updates and the parameters differ in structure: {err}"
-      ) from err
-    flags = _masks.leaf_mask(mask, params, owner)
-    new_leaves = [
-      _add_scaled_leaf(u, p, rate_t, direction, cautious)
-      if flag and u is not None and is_decayable(p)
-      else u
-      for u, p, flag in zip(update_leaves, param_leaves, flags, strict=True)
-    ]
-    return treedef.unflatten(new_leaves), state
+    updates = map_masked_leaves(
+      lambda u, w: scaled_leaf(u, w, rate_t, direction(w), cautious), updates, params, mask, owner
+    )
+    return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optax_decay import _add_scaled, _l1, _masks
+from optax_decay import _add_scaled, _masks, _rates
 
 _OWNER = "decay_to_anchor"
 
@@ -41,12 +41,12 @@ def _anchor_like(anchor: Any, params: Any) -> Any:
     return treedef.unflatten(leaves)
 
   given = {
-    _masks._path_key(path): (path, value)
+    _masks.path_key(path): (path, value)
     for path, value in jax.tree_util.tree_flatten_with_path(_masks.unwrap_variables(anchor))[0]
   }
   leaves = []
   for path, param in path_leaves:
-    _, value = given.pop(_masks._path_key(path), (None, None))
+    _, value = given.pop(_masks.path_key(path), (None, None))
     if not _add_scaled.is_decayable(param):
       leaves.append(None)
       continue
@@ -125,42 +125,31 @@ def decay_to_anchor(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
-  # The same mechanism as decoupled_decay, fed w − anchor in place of w: rate and mask checks,
-  # mask resolution and warnings are shared with it.
-  checked = _add_scaled.add_scaled_params(
-    weight_decay, mask, owner=_OWNER, rate_name="weight_decay"
-  )
+  # The same mechanism as decoupled_decay with w − anchor in place of w.
+  _rates.check_rate(weight_decay, "weight_decay", _OWNER)
+  _masks.check_mask(mask, _OWNER)
+  is_zero = isinstance(weight_decay, (int, float)) and weight_decay == 0
 
   def init_fn(params):
-    checked.init(params)  # warns about masks that select all or nothing
+    _add_scaled.warn_at_init(mask, params, _OWNER)
     anchor_tree = _anchor_like(anchor, _masks.unwrap_variables(params))
     return DecayToAnchorState(anchor=anchor_tree, count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError(
-        f"{_OWNER} needs the parameters: call update(updates, state, params) with params."
-      )
-    params = _masks.unwrap_variables(params)
-    try:
-      offsets = jax.tree.map(
-        lambda a, p: p if a is None else p - a,
-        state.anchor,
-        params,
-        is_leaf=lambda x: x is None,
-      )
-    except (ValueError, TypeError) as err:
-      raise ValueError(
-        f"{_OWNER}: the parameters differ in structure from those given to init: {err}"
-      ) from err
-    inner = _add_scaled.add_scaled_params(
-      weight_decay, _l1.resolved_on(mask, params), owner=_OWNER, rate_name="weight_decay"
+      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+    rate_t = _rates.rate_at(weight_decay, state.count)
+    next_state = DecayToAnchorState(state.anchor, jnp.asarray(optax.safe_increment(state.count)))
+    if is_zero:
+      return updates, next_state
+    updates = _add_scaled.map_masked_leaves(
+      lambda u, w, a: _add_scaled.scaled_leaf(u, w, rate_t, w - a),
+      updates,
+      params,
+      mask,
+      _OWNER,
+      state.anchor,
     )
-    if callable(weight_decay):
-      inner_state = _add_scaled.DecayScheduleState(count=state.count)
-    else:
-      inner_state = optax.EmptyState()
-    updates, _ = inner.update(updates, inner_state, offsets)
-    return updates, DecayToAnchorState(state.anchor, jnp.asarray(optax.safe_increment(state.count)))
+    return updates, next_state
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -11,20 +11,25 @@ import optax
 
 from optax_decay import _add_scaled, _decoupled, _masks, _rates
 
-__all__ = ["COUPLINGS", "scale_by_learning_rate_and_decay"]
+__all__ = [
+  "COUPLINGS",
+  "check_coupling",
+  "resolve_peak",
+  "scale_by_learning_rate_and_decay",
+]
 
 COUPLINGS = ("lr", "schedule", "corrected", "none")
 _NEEDS_PEAK = ("schedule", "corrected")
 _OWNER = "scale_by_learning_rate_and_decay"
 
 
-def _check_coupling(coupling: Any, owner: str) -> None:
+def check_coupling(coupling: Any, owner: str) -> None:
   if coupling not in COUPLINGS:
     choices = ", ".join(repr(c) for c in COUPLINGS)
     raise ValueError(f"{owner}: unknown coupling {coupling!r}; choose one of {choices}.")
 
 
-def _resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, owner: str) -> Any:
+def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, owner: str) -> Any:
   if coupling not in _NEEDS_PEAK:
     if peak_learning_rate is not None:
       raise ValueError(
@@ -157,10 +162,10 @@ def scale_by_learning_rate_and_decay(
     Defazio, `Why Gradients Rapidly Increase Near the End of Training
     <https://arxiv.org/abs/2506.02285>`_, 2025.
   """
-  _check_coupling(coupling, _OWNER)
+  check_coupling(coupling, _OWNER)
   _rates.check_rate(learning_rate, "learning_rate", _OWNER)
   _rates.check_rate(weight_decay, "weight_decay", _OWNER)
-  peak = _resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
+  peak = resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
   fraction = _per_step_fraction(coupling, learning_rate, weight_decay, peak)
   if fraction is not None and fraction >= 1:
     raise ValueError(
@@ -193,7 +198,7 @@ def scale_by_learning_rate_and_decay(
 
   def init_fn(params):
     flags = _masks.leaf_mask(mask, params, _OWNER)
-    leaves = jax.tree.leaves(_masks.unwrap_variables(params))
+    leaves = _masks.param_leaves(params)
     _warn_if_below_resolution(fraction, flags, leaves, _OWNER)
     return inner.init(params)
 

@@ -18,7 +18,7 @@ _OWNER = "decoupled_decay_groups"
 
 def _label_tree(param_labels: Any, params: Any, groups: list[Hashable]) -> Any:
   """The index into `groups` of each parameter leaf, as a tree shaped like `params`."""
-  labels = param_labels(params) if callable(param_labels) else param_labels
+  labels = param_labels(params) if _masks.is_mask_function(param_labels) else param_labels
   labels = _masks.unwrap_variables(labels)
   index = {group: i for i, group in enumerate(groups)}
 
@@ -38,16 +38,19 @@ def _label_tree(param_labels: Any, params: Any, groups: list[Hashable]) -> Any:
 
   indices = jax.tree_util.tree_map_with_path(to_index, labels)
   # Each group is resolved as a boolean mask, so labels may be a prefix of the parameters and
-  # are matched to them by path exactly as masks are (Variables unwrapped on both sides). The
-  # mask is handed over as a function because a tree of bools may itself be callable (an
-  # Equinox module), which leaf_mask would call.
+  # are matched to them by path exactly as masks are (Variables unwrapped on both sides).
   owner = f"{_OWNER} (param_labels)"
   per_group = [
-    _masks.leaf_mask(lambda _, k=k: jax.tree.map(lambda i: i == k, indices), params, owner)
+    _masks.leaf_mask(jax.tree.map(lambda i, k=k: i == k, indices), params, owner)
     for k in range(len(groups))
   ]
-  leaf_indices = [flags.index(True) for flags in zip(*per_group, strict=True)]
-  return jax.tree.unflatten(jax.tree.structure(params), leaf_indices)
+  # None leaves of the parameters (an Equinox filtered module) belong to no group.
+  leaf_indices = [
+    next((k for k, flag in enumerate(flags) if flag), None)
+    for flags in zip(*per_group, strict=True)
+  ]
+  structure = jax.tree.structure(params, is_leaf=lambda x: x is None)
+  return jax.tree.unflatten(structure, leaf_indices)
 
 
 def decoupled_decay_groups(
@@ -152,18 +155,11 @@ def decoupled_decay_groups(
     group_of = _label_tree(param_labels, params, groups)
 
     def decay(update, param, index):
-      if update is None or index is None or is_zero[index] or not _add_scaled.is_decayable(param):
+      if index is None or is_zero[index]:
         return update
-      return _add_scaled._add_scaled_leaf(
-        update, param, rates_t[index], direction=lambda w: w, cautious=False
-      )
+      return _add_scaled.scaled_leaf(update, param, rates_t[index], param)
 
-    try:
-      new_updates = jax.tree.map(decay, updates, params, group_of, is_leaf=lambda x: x is None)
-    except ValueError as err:
-      raise ValueError(
-        f"{_OWNER}: the updates and the parameters differ in structure: {err}"
-      ) from err
+    new_updates = _add_scaled.map_masked_leaves(decay, updates, params, None, _OWNER, group_of)
     return new_updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)

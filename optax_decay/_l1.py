@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import jax
 import jax.numpy as jnp
 import optax
 
 from optax_decay import _add_scaled, _masks
 
 _OWNER = "add_l1_to_grads"
-
-
-def resolved_on(mask: _masks.Mask, params: Any) -> _masks.Mask:
-  """`mask`, with a callable one already evaluated on `params`.
-
-  For transforms that hand `add_scaled_params` a tree *derived* from the parameters (their signs,
-  their distance to an anchor): a callable mask must still see the parameters themselves.
-  """
-  if not callable(mask):
-    return mask
-  resolved = mask(_masks.unwrap_variables(params))
-  return lambda _: resolved
-
-
-def _sign_if_float(param: Any) -> Any:
-  return jnp.sign(param) if _add_scaled.is_decayable(param) else param
 
 
 def add_l1_to_grads(
@@ -76,18 +57,6 @@ def add_l1_to_grads(
     Tsuruoka, Tsujii & Ananiadou, `Stochastic Gradient Descent Training for L1-regularized
     Log-linear Models with Cumulative Penalty <https://aclanthology.org/P09-1054/>`_, ACL 2009.
   """
-  # The same mechanism as L2, fed sign(w) in place of w: checks, mask resolution, warnings and
+  # The same mechanism as L2 with sign(w) in place of w: checks, mask resolution, warnings and
   # the schedule's step count are shared with add_l2_to_grads.
-  inner = _add_scaled.add_scaled_params(l1, mask, owner=_OWNER, rate_name="l1")
-
-  def update_fn(updates, state, params=None):
-    if params is None:
-      return inner.update(updates, state, None)  # raises, naming this transform
-    params = _masks.unwrap_variables(params)
-    signs = jax.tree.map(_sign_if_float, params)
-    bound = _add_scaled.add_scaled_params(
-      l1, resolved_on(mask, params), owner=_OWNER, rate_name="l1"
-    )
-    return bound.update(updates, state, signs)
-
-  return optax.GradientTransformation(inner.init, update_fn)
+  return _add_scaled.add_scaled_params(l1, mask, owner=_OWNER, rate_name="l1", direction=jnp.sign)

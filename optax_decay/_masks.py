@@ -18,7 +18,15 @@ import jax
 import numpy as np
 from jax.core import Tracer
 
-__all__ = ["check_mask", "leaf_mask", "unwrap_variables", "warn_if_ineffective"]
+__all__ = [
+  "check_mask",
+  "is_mask_function",
+  "leaf_mask",
+  "param_leaves",
+  "path_key",
+  "unwrap_variables",
+  "warn_if_ineffective",
+]
 
 Mask = Any | Callable[[Any], Any] | None
 
@@ -68,24 +76,44 @@ def check_mask(mask: Mask, owner: str) -> None:
     )
 
 
-def _path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
+def is_mask_function(mask: Any) -> bool:
+  """True for a mask given as a function of the parameters.
+
+  A callable that is itself a pytree with children (an Equinox module of bools, say) is a mask
+  tree, not a function to call.
+  """
+  return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
+
+
+def _is_none(x: Any) -> bool:
+  return x is None
+
+
+def param_leaves(params: Any) -> list[Any]:
+  """The leaves of `params` with Variables unwrapped, `None` kept as a leaf of its own."""
+  return jax.tree.leaves(unwrap_variables(params), is_leaf=_is_none)
+
+
+def path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
   # Entries are compared by their printed form so that a dict, an nnx.State and a FrozenDict
   # with the same keys match one another.
   return tuple(str(entry) for entry in path)
 
 
 def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
-  """One bool per leaf of `params` (in `jax.tree.leaves` order): does the decay apply there?
+  """One bool per leaf of `params` (in `param_leaves` order): does the decay apply there?
+
+  `None` leaves of `params` need no mask entry and get False.
 
   Raises:
     ValueError: naming the path of the first parameter leaf that no mask entry covers, or of
       the first mask entry that matches no parameter.
   """
   params = unwrap_variables(params)
-  path_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  path_leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]
   if mask is None:
     return [True] * len(path_leaves)
-  if callable(mask):
+  if is_mask_function(mask):
     mask = mask(params)
   mask = unwrap_variables(mask)
   whole = _scalar_bool(mask)
@@ -103,12 +131,15 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
         f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"
         f" {getattr(value, 'shape', '')}."
       )
-    entries[_path_key(path)] = flag
+    entries[path_key(path)] = flag
 
   used: set[tuple[str, ...]] = set()
   flags = []
-  for path, _ in path_leaves:
-    key = _path_key(path)
+  for path, leaf in path_leaves:
+    key = path_key(path)
+    if leaf is None:
+      flags.append(False)
+      continue
     for depth in range(len(key), -1, -1):
       if key[:depth] in entries:
         used.add(key[:depth])

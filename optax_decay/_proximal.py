@@ -114,7 +114,7 @@ def proximal_l1(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019 (the couplings).
   """
-  _coupling._check_coupling(coupling, _OWNER)
+  _coupling.check_coupling(coupling, _OWNER)
   _rates.check_rate(l1, "l1", _OWNER)
   if coupling == "none":
     if learning_rate is not None:
@@ -129,46 +129,24 @@ def proximal_l1(
     )
   else:
     _rates.check_rate(learning_rate, "learning_rate", _OWNER)
-  peak = _coupling._resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
+  peak = _coupling.resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
   _masks.check_mask(mask, _OWNER)
   tau = _threshold(l1, learning_rate, coupling, peak)
   is_zero = any(isinstance(x, (int, float)) and x == 0 for x in (l1, tau))
 
   def init_fn(params):
-    if mask is not None:
-      flags = _masks.leaf_mask(mask, params, _OWNER)
-      leaves = jax.tree.leaves(_masks.unwrap_variables(params))
-      flat = [_add_scaled.is_decayable(p) for p in leaves]
-      _masks.warn_if_ineffective(mask, flags, flat, _OWNER)
-    if callable(tau):
-      return _add_scaled.DecayScheduleState(count=jnp.zeros([], jnp.int32))
-    return optax.EmptyState()
+    _add_scaled.warn_at_init(mask, params, _OWNER)
+    return _add_scaled.schedule_init(tau)
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError(
-        f"{_OWNER} needs the parameters: call update(updates, state, params) with params."
-      )
-    if callable(tau):
-      tau_t = tau(state.count)
-      state = _add_scaled.DecayScheduleState(count=jnp.asarray(optax.safe_increment(state.count)))
-    else:
-      tau_t = tau
+      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+    tau_t, state = _add_scaled.schedule_step(tau, state)
     if is_zero:
       return updates, state
-    params = _masks.unwrap_variables(params)
-    update_leaves, treedef = jax.tree.flatten(updates, is_leaf=lambda x: x is None)
-    try:
-      param_leaves = treedef.flatten_up_to(params)
-    except (ValueError, TypeError) as err:
-      raise ValueError(
-        f"{_OWNER}: the updates and the parameters differ in structure: {err}"
-      ) from err
-    flags = _masks.leaf_mask(mask, params, _OWNER)
-    new_leaves = [
-      _prox_leaf(u, p, tau_t) if flag and u is not None and _add_scaled.is_decayable(p) else u
-      for u, p, flag in zip(update_leaves, param_leaves, flags, strict=True)
-    ]
-    return treedef.unflatten(new_leaves), state
+    updates = _add_scaled.map_masked_leaves(
+      lambda u, w: _prox_leaf(u, w, tau_t), updates, params, mask, _OWNER
+    )
+    return updates, state
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -173,7 +173,7 @@ def test_anchor_mismatch_errors_name_the_path():
   tx = optax_decay.decay_to_anchor(0.1)
   with pytest.raises(ValueError, match="decay_to_anchor needs the parameters"):
     tx.update(params, tx.init(params))
-  with pytest.raises(ValueError, match="differ in structure from those given to init"):
+  with pytest.raises(ValueError, match="the state built by init differ in structure"):
     tx.update({"w": jnp.ones(2)}, tx.init(params), {"w": jnp.ones(2)})
   with pytest.raises(ValueError, match="weight_decay must be non-negative"):
     optax_decay.decay_to_anchor(-1.0)
