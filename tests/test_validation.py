@@ -1,0 +1,472 @@
+"""Bad arguments raise at construction; traced rates are accepted; the bf16 rounding warning."""
+
+import math
+import re
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from helpers import assert_trees_close
+
+import optax_decay
+
+SCHEDULE = optax.linear_schedule(1e-2, 1e-3, 10)
+
+# Every constructor with valid defaults for its required arguments.
+CTORS = {
+  "decoupled_decay": lambda **kw: optax_decay.decoupled_decay(**{"weight_decay": 1e-2, **kw}),
+  "add_l2_to_grads": lambda **kw: optax_decay.add_l2_to_grads(**{"l2": 1e-2, **kw}),
+  "scale_by_learning_rate_and_decay": lambda **kw: optax_decay.scale_by_learning_rate_and_decay(
+    **{"learning_rate": 1e-2, "weight_decay": 1e-2, **kw}
+  ),
+  "adamw": lambda **kw: optax_decay.adamw(**{"learning_rate": 1e-2, **kw}),
+  "adam_l2": lambda **kw: optax_decay.adam_l2(**{"learning_rate": 1e-2, **kw}),
+  "sgdw": lambda **kw: optax_decay.sgdw(**{"learning_rate": 1e-2, **kw}),
+  "sgd_l2": lambda **kw: optax_decay.sgd_l2(**{"learning_rate": 1e-2, **kw}),
+}
+
+# The non-negative rate arguments of each constructor.
+RATE_ARGS = {
+  "decoupled_decay": ["weight_decay"],
+  "add_l2_to_grads": ["l2"],
+  "scale_by_learning_rate_and_decay": ["learning_rate", "weight_decay"],
+  "adamw": ["learning_rate", "weight_decay", "b1", "b2", "eps", "eps_root"],
+  "adam_l2": ["learning_rate", "l2", "b1", "b2", "eps", "eps_root"],
+  "sgdw": ["learning_rate", "weight_decay", "momentum"],
+  "sgd_l2": ["learning_rate", "l2", "momentum"],
+}
+CTOR_ARG = [(c, a) for c, args in RATE_ARGS.items() for a in args]
+
+BAD_VALUES = {
+  # value: (exception, words the message must contain)
+  "negative": (-1e-3, ValueError, "non-negative"),
+  "negative_int": (-1, ValueError, "non-negative"),
+  "negative_np_f32": (np.float32(-0.5), ValueError, "non-negative"),
+  "negative_jax_array": (jnp.array(-0.5), ValueError, "non-negative"),
+  "nan": (math.nan, ValueError, "finite"),
+  "nan_jax_array": (jnp.array(jnp.nan), ValueError, "finite"),
+  "inf": (math.inf, ValueError, "finite"),
+  "minus_inf": (-math.inf, ValueError, "finite"),
+  "inf_np_f32": (np.float32(np.inf), ValueError, "finite"),
+  "true": (True, TypeError, "boolean"),
+  "false": (False, TypeError, "boolean"),
+  "np_bool": (np.bool_(True), TypeError, "boolean"),
+  "jax_bool": (jnp.array(True), TypeError, "boolean"),
+  "vector": (jnp.ones(2) * 1e-3, ValueError, "scalar"),
+  "length_one_vector": (np.array([1e-3]), ValueError, "scalar"),
+  "matrix": (np.full((2, 2), 1e-3), ValueError, "scalar"),
+  "string": ("0.001", TypeError, "schedule"),
+  "none": (None, TypeError, "schedule"),
+  "complex": (1e-3 + 0j, TypeError, "complex"),
+  "complex_array": (np.complex64(1e-3), TypeError, "real"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_VALUES))
+@pytest.mark.parametrize("ctor, arg", CTOR_ARG)
+def test_bad_rate_raises_at_construction_naming_the_argument(ctor, arg, bad):
+  value, exc, words = BAD_VALUES[bad]
+  with pytest.raises(exc, match=words) as info:
+    CTORS[ctor](**{arg: value})
+  assert arg in str(info.value)
+
+
+@pytest.mark.parametrize("ctor, arg", CTOR_ARG)
+@pytest.mark.parametrize(
+  "value",
+  [0, 0.0, 1e-3, np.float32(1e-3), jnp.array(1e-3), jnp.asarray(1e-3, jnp.bfloat16)],
+  ids=repr,
+)
+def test_good_rates_are_accepted(ctor, arg, value):
+  CTORS[ctor](**{arg: value})
+
+
+SCHEDULABLE = [(c, a) for c, a in CTOR_ARG if a in ("learning_rate", "weight_decay", "l2")]
+
+
+@pytest.mark.parametrize("ctor, arg", SCHEDULABLE)
+def test_schedules_are_accepted(ctor, arg):
+  CTORS[ctor](**{arg: SCHEDULE})
+
+
+@pytest.mark.parametrize("ctor", ["adamw", "adam_l2"])
+@pytest.mark.parametrize("arg", ["b1", "b2"])
+@pytest.mark.parametrize("value", [1.0001, 1.5, 2, np.float32(1.1), jnp.array(1.01)], ids=repr)
+def test_adam_betas_above_one_raise(ctor, arg, value):
+  with pytest.raises(ValueError, match=re.escape(f"{arg} must lie in [0, 1]")):
+    CTORS[ctor](**{arg: value})
+
+
+@pytest.mark.parametrize("ctor", ["adamw", "adam_l2"])
+@pytest.mark.parametrize("arg", ["b1", "b2"])
+def test_adam_betas_at_the_bounds_are_accepted(ctor, arg):
+  CTORS[ctor](**{arg: 0.0})
+  CTORS[ctor](**{arg: 1.0})
+
+
+@pytest.mark.parametrize("ctor", ["adamw", "adam_l2"])
+@pytest.mark.parametrize("arg", ["eps", "eps_root"])
+def test_negative_eps_raises(ctor, arg):
+  with pytest.raises(ValueError, match=f"{arg} must be non-negative"):
+    CTORS[ctor](**{arg: -1e-8})
+
+
+# --- coupling and peak_learning_rate ----------------------------------------------------------
+
+COUPLED = ["adamw", "sgdw", "scale_by_learning_rate_and_decay"]
+
+
+def test_couplings_constant():
+  assert optax_decay.COUPLINGS == ("lr", "schedule", "corrected", "none")
+
+
+@pytest.mark.parametrize(
+  "coupling", ["bogus", "LR", "Schedule", "", None, 1, "decoupled"], ids=repr
+)
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_unknown_coupling_lists_every_choice(ctor, coupling):
+  with pytest.raises(ValueError, match="unknown coupling") as info:
+    CTORS[ctor](coupling=coupling)
+  message = str(info.value)
+  for choice in optax_decay.COUPLINGS:
+    assert repr(choice) in message, choice
+  assert repr(coupling) in message
+
+
+@pytest.mark.parametrize("coupling", optax_decay.COUPLINGS)
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_every_coupling_constructs_with_constant_rates(ctor, coupling):
+  CTORS[ctor](coupling=coupling)
+
+
+@pytest.mark.parametrize(
+  "peak, exc",
+  [
+    (0.0, ValueError),
+    (0, ValueError),
+    (-1e-3, ValueError),
+    (jnp.array(0.0), ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    (True, TypeError),
+    (np.ones(2), ValueError),
+    (SCHEDULE, TypeError),
+  ],
+  ids=repr,
+)
+@pytest.mark.parametrize("coupling", ["schedule", "corrected"])
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_bad_peak_learning_rate_raises(ctor, coupling, peak, exc):
+  with pytest.raises(exc, match="peak_learning_rate"):
+    CTORS[ctor](learning_rate=SCHEDULE, coupling=coupling, peak_learning_rate=peak)
+
+
+@pytest.mark.parametrize("coupling", ["lr", "none"])
+@pytest.mark.parametrize("ctor", COUPLED)
+@pytest.mark.parametrize("lr", [1e-2, SCHEDULE], ids=["constant_lr", "schedule_lr"])
+def test_peak_with_a_coupling_that_ignores_it_raises(ctor, coupling, lr):
+  with pytest.raises(ValueError, match="peak_learning_rate") as info:
+    CTORS[ctor](learning_rate=lr, coupling=coupling, peak_learning_rate=1e-2)
+  assert repr(coupling) in str(info.value)
+
+
+@pytest.mark.parametrize("coupling", ["schedule", "corrected"])
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_schedule_lr_without_peak_raises(ctor, coupling):
+  with pytest.raises(ValueError, match="needs peak_learning_rate"):
+    CTORS[ctor](learning_rate=SCHEDULE, coupling=coupling)
+
+
+@pytest.mark.parametrize("coupling", ["schedule", "corrected"])
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_peak_defaults_to_a_constant_learning_rate(ctor, coupling):
+  # No peak needed with a constant lr; and then "schedule" removes exactly λ per step.
+  params = {"w": jnp.full(3, 2.0)}
+  tx = CTORS[ctor](learning_rate=0.5, weight_decay=0.25, coupling=coupling)
+  if ctor == "scale_by_learning_rate_and_decay":
+    tx = optax.chain(optax.scale_by_adam(), tx)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  fraction = 0.25 if coupling == "schedule" else 0.5 * 0.25
+  np.testing.assert_allclose(updates["w"], -fraction * 2.0, rtol=1e-6)
+
+
+# --- a constant per-step decay that would flip the weights' sign ------------------------------
+
+
+@pytest.mark.parametrize(
+  "kw",
+  [
+    dict(learning_rate=1.0, weight_decay=1.0),
+    dict(learning_rate=2.0, weight_decay=0.5),
+    dict(learning_rate=10.0, weight_decay=1.0),
+    dict(learning_rate=1e-2, weight_decay=1.0, coupling="schedule"),
+    dict(learning_rate=0.1, weight_decay=0.6, coupling="schedule", peak_learning_rate=0.05),
+    dict(learning_rate=1.0, weight_decay=1.0, coupling="corrected"),
+    dict(learning_rate=2.0, weight_decay=0.3, coupling="corrected", peak_learning_rate=1.0),
+    dict(learning_rate=1e-3, weight_decay=1.0, coupling="none"),
+    dict(learning_rate=1e-3, weight_decay=5.0, coupling="none"),
+    dict(learning_rate=jnp.array(1.0), weight_decay=np.float32(1.0)),
+  ],
+  ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()),
+)
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_per_step_decay_fraction_of_one_or_more_raises(ctor, kw):
+  with pytest.raises(ValueError, match="flips the weights' sign"):
+    CTORS[ctor](**kw)
+
+
+@pytest.mark.parametrize(
+  "kw",
+  [
+    dict(learning_rate=1.0, weight_decay=0.99),
+    dict(learning_rate=1e-2, weight_decay=0.99, coupling="schedule"),
+    dict(learning_rate=1.0, weight_decay=0.99, coupling="corrected"),
+    dict(learning_rate=10.0, weight_decay=0.99, coupling="none"),
+    # Schedules cannot be checked at construction: accepted.
+    dict(learning_rate=SCHEDULE, weight_decay=500.0),
+    dict(learning_rate=1.0, weight_decay=optax.constant_schedule(2.0)),
+  ],
+  ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()),
+)
+@pytest.mark.parametrize("ctor", COUPLED)
+def test_per_step_decay_fraction_below_one_is_accepted(ctor, kw):
+  CTORS[ctor](**kw)
+
+
+# --- update without params --------------------------------------------------------------------
+
+NEEDS_PARAMS = {
+  "decoupled_decay": ("decoupled_decay", lambda: optax_decay.decoupled_decay(1e-2)),
+  "decoupled_decay_zero": ("decoupled_decay", lambda: optax_decay.decoupled_decay(0.0)),
+  "decoupled_decay_schedule": ("decoupled_decay", lambda: optax_decay.decoupled_decay(SCHEDULE)),
+  "add_l2_to_grads": ("add_l2_to_grads", lambda: optax_decay.add_l2_to_grads(1e-2)),
+  "add_l2_to_grads_masked": (
+    "add_l2_to_grads",
+    lambda: optax_decay.add_l2_to_grads(1e-2, mask={"w": True, "b": False}),
+  ),
+  "adamw": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, weight_decay=1e-2)),
+  "adamw_zero_decay": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, weight_decay=0.0)),
+  "adamw_none": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, coupling="none")),
+  "adamw_schedule": (
+    "decoupled_decay",
+    lambda: optax_decay.adamw(SCHEDULE, coupling="schedule", peak_learning_rate=1e-2),
+  ),
+  "adam_l2": ("add_l2_to_grads", lambda: optax_decay.adam_l2(1e-2)),
+  "sgdw": ("decoupled_decay", lambda: optax_decay.sgdw(1e-2)),
+  "sgdw_no_momentum": ("decoupled_decay", lambda: optax_decay.sgdw(1e-2, momentum=0.0)),
+  "sgd_l2": ("add_l2_to_grads", lambda: optax_decay.sgd_l2(1e-2)),
+  "scale_by_learning_rate_and_decay": (
+    "decoupled_decay",
+    lambda: optax_decay.scale_by_learning_rate_and_decay(1e-2, 1e-2, coupling="corrected"),
+  ),
+}
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("case", list(NEEDS_PARAMS))
+def test_update_without_params_names_the_transform(case, jit):
+  owner, make = NEEDS_PARAMS[case]
+  params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+  tx = make()
+  state = tx.init(params)
+  update = jax.jit(tx.update) if jit else tx.update
+  with pytest.raises(ValueError, match="needs the parameters") as info:
+    update(params, state)
+  assert str(info.value).startswith(owner), str(info.value)
+  with pytest.raises(ValueError, match=owner):
+    update(params, state, None)
+
+
+def test_updates_and_params_of_different_structure_raise():
+  tx = optax_decay.decoupled_decay(1e-2)
+  params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+  with pytest.raises(ValueError, match="decoupled_decay: the updates and the parameters differ"):
+    tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+
+
+# --- traced rates: building optimizers inside jit / vmap -------------------------------------
+
+ALIASES = {
+  "adamw": lambda lr, wd: optax_decay.adamw(lr, weight_decay=wd),
+  "adamw_schedule": lambda lr, wd: optax_decay.adamw(lr, weight_decay=wd, coupling="schedule"),
+  "adamw_corrected": lambda lr, wd: optax_decay.adamw(
+    lr, weight_decay=wd, coupling="corrected", peak_learning_rate=0.5
+  ),
+  "adamw_none": lambda lr, wd: optax_decay.adamw(lr, weight_decay=wd, coupling="none"),
+  "adamw_masked": lambda lr, wd: optax_decay.adamw(
+    lr, weight_decay=wd, mask={"w": True, "b": False}
+  ),
+  "adam_l2": lambda lr, wd: optax_decay.adam_l2(lr, l2=wd),
+  "sgdw": lambda lr, wd: optax_decay.sgdw(lr, momentum=0.9, weight_decay=wd),
+  "sgdw_schedule": lambda lr, wd: optax_decay.sgdw(lr, weight_decay=wd, coupling="schedule"),
+  "sgd_l2": lambda lr, wd: optax_decay.sgd_l2(lr, momentum=0.9, l2=wd),
+  "decoupled_decay": lambda lr, wd: optax.chain(
+    optax.scale_by_adam(), optax_decay.decoupled_decay(wd), optax.scale_by_learning_rate(lr)
+  ),
+  "add_l2_to_grads": lambda lr, wd: optax.chain(
+    optax_decay.add_l2_to_grads(wd), optax.sgd(lr, momentum=0.5)
+  ),
+}
+
+# (lr, λ) pairs spanning the grid's corners and a zero decay.
+GRID = [(1e-2, 0.5), (0.3, 0.0), (0.1, 0.1)]
+
+
+def _problem():
+  rng = np.random.default_rng(0)
+  params = {
+    "w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32),
+    "b": jnp.asarray(rng.normal(size=(2,)), jnp.float32),
+  }
+  x = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+  y = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
+
+  def loss(p):
+    return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+  return params, jax.grad(loss)
+
+
+def _train(make, lr, wd, steps=3):
+  params, grad = _problem()
+  tx = make(lr, wd)
+  state = tx.init(params)
+  for _ in range(steps):
+    updates, state = tx.update(grad(params), state, params)
+    params = optax.apply_updates(params, updates)
+  return params
+
+
+@pytest.mark.parametrize(
+  "name", [n for n in ALIASES if n not in ("adamw_none", "sgdw", "add_l2_to_grads")]
+)
+def test_optimizer_built_inside_vmap_over_hyperparameters_matches_constants(name):
+  # The paper-grid demo: one vmapped run per (lr, λ) pair, the optimizer built from tracers.
+  make = ALIASES[name]
+  lrs, wds = (jnp.asarray(v, jnp.float32) for v in zip(*GRID, strict=True))
+  grid = jax.jit(jax.vmap(lambda lr, wd: _train(make, lr, wd)))(lrs, wds)
+  for i, (lr, wd) in enumerate(GRID):
+    want = _train(make, lr, wd)
+    got = jax.tree.map(lambda a: a[i], grid)  # noqa: B023
+    assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adamw_none", "sgdw", "add_l2_to_grads"])
+def test_optimizer_built_inside_jit_with_traced_rates_matches_constants(name):
+  make = ALIASES[name]
+  got = jax.jit(lambda lr, wd: _train(make, lr, wd))(jnp.float32(0.05), jnp.float32(0.2))
+  want = _train(make, 0.05, 0.2)
+  assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_traced_momentum_and_betas_are_accepted():
+  def run(mu, b2):
+    a = _train(lambda lr, wd: optax_decay.sgdw(lr, momentum=mu, weight_decay=wd), 0.05, 0.2)
+    b = _train(lambda lr, wd: optax_decay.adamw(lr, b2=b2, weight_decay=wd), 0.05, 0.2)
+    return a, b
+
+  got = jax.jit(jax.vmap(run))(jnp.array([0.0, 0.9]), jnp.array([0.99, 0.999]))
+  for i, (mu, b2) in enumerate([(0.0, 0.99), (0.9, 0.999)]):
+    want = run(mu, b2)
+    assert_trees_close(jax.tree.map(lambda a: a[i], got), want, rtol=1e-5, atol=1e-6)  # noqa: B023
+
+
+def test_traced_peak_learning_rate_is_accepted():
+  def run(peak):
+    make = lambda lr, wd: optax_decay.adamw(  # noqa: E731
+      SCHEDULE, weight_decay=wd, coupling="schedule", peak_learning_rate=peak
+    )
+    return _train(make, None, 0.1)
+
+  got = jax.jit(run)(jnp.float32(1e-2))
+  assert_trees_close(got, run(1e-2), rtol=1e-5, atol=1e-6)
+
+
+# --- the rounding warning ---------------------------------------------------------------------
+
+
+def _cast(params, dtype):
+  return jax.tree.map(lambda p: p.astype(dtype), params)
+
+
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda: optax_decay.adamw(1e-3, weight_decay=1e-4),
+    lambda: optax_decay.sgdw(1e-3, weight_decay=1e-4),
+    lambda: optax_decay.adamw(1e-3, weight_decay=1e-3, coupling="schedule"),  # λ = 1e-3 < 2^-9
+    lambda: optax_decay.adamw(1e-2, weight_decay=1e-2, coupling="corrected"),
+    lambda: optax_decay.adamw(1e-3, weight_decay=1e-3, coupling="none"),
+    lambda: optax_decay.scale_by_learning_rate_and_decay(1e-3, 1e-4),
+  ],
+  ids=["adamw", "sgdw", "schedule", "corrected", "none", "scale_by_learning_rate_and_decay"],
+)
+def test_decay_below_bf16_resolution_warns_at_init(make):
+  params = _cast(_problem()[0], jnp.bfloat16)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    tx = make()  # nothing at construction: the dtype is not known yet
+  with pytest.warns(UserWarning, match="bfloat16") as record:
+    tx.init(params)
+  assert len(record) == 1  # one warning, not one per leaf
+
+
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda: optax_decay.adamw(1e-3, weight_decay=1e-4),
+    lambda: optax_decay.sgdw(1e-3, weight_decay=1e-4),
+    lambda: optax_decay.adamw(1e-3, weight_decay=1e-3, coupling="schedule"),
+    lambda: optax_decay.adamw(1e-3, weight_decay=0.0),
+  ],
+  ids=["adamw", "sgdw", "schedule", "zero_decay"],
+)
+def test_decay_above_f32_resolution_does_not_warn(make):
+  params = _problem()[0]
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    make().init(params)
+
+
+def test_decay_below_f32_resolution_warns():
+  # lr·λ = 1e-8 < 2^-24 ≈ 5.96e-8.
+  with pytest.warns(UserWarning, match="float32"):
+    optax_decay.adamw(1e-4, weight_decay=1e-4).init(_problem()[0])
+
+
+def test_bf16_decay_above_resolution_does_not_warn():
+  params = _cast(_problem()[0], jnp.bfloat16)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    optax_decay.adamw(1e-2, weight_decay=1.0).init(params)  # lr·λ = 1e-2 > 2^-9
+    optax_decay.adamw(1e-3, weight_decay=1e-2, coupling="none").init(params)
+
+
+def test_rounding_warning_ignores_leaves_the_mask_excludes_and_integer_leaves():
+  params = {
+    "w": jnp.ones((2, 2), jnp.float32),
+    "b": jnp.ones(2, jnp.bfloat16),
+    "step": jnp.zeros((), jnp.int32),
+  }
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    optax_decay.adamw(1e-3, weight_decay=1e-4, mask={"w": True, "b": False, "step": False}).init(
+      params
+    )
+  with pytest.warns(UserWarning, match="bfloat16"):
+    optax_decay.adamw(1e-3, weight_decay=1e-4, mask={"w": False, "b": True, "step": False}).init(
+      params
+    )
+
+
+def test_schedules_and_traced_rates_do_not_warn():
+  # The per-step fraction of a schedule is unknown at init: no warning, no error.
+  params = _cast(_problem()[0], jnp.bfloat16)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    optax_decay.adamw(SCHEDULE, weight_decay=1e-4).init(params)
+    jax.jit(lambda lr: optax_decay.adamw(lr, weight_decay=1e-4).init(params))(jnp.float32(1e-3))
