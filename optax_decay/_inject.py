@@ -17,9 +17,10 @@ def inject_hyperparams(
 ) -> Callable[..., optax.GradientTransformationExtraArgs]:
   """``optax.inject_hyperparams`` with two pitfalls removed.
 
-  * A ``mask`` argument is always static. ``optax.inject_hyperparams`` calls every callable
-    argument as a schedule of the step count, so a mask function would be evaluated on an
-    integer and decay nothing (or everything); here it is passed through untouched.
+  * ``mask`` and ``param_labels`` arguments are always static. ``optax.inject_hyperparams``
+    calls every callable argument as a schedule of the step count, so a mask function would be
+    evaluated on an integer and decay nothing (or everything); here it is passed through
+    untouched.
   * Hyperparameters are stored in float32 by default rather than in the parameters' dtype, so
     ``b2=0.999`` does not round to 1.0 for bfloat16 parameters (which makes Adam's first step
     NaN). Pass ``hyperparam_dtype=None`` for optax's behaviour.
@@ -47,8 +48,8 @@ def inject_hyperparams(
     Array(0.01, dtype=float32)
   """
   static = {static_args} if isinstance(static_args, str) else set(static_args)
-  if "mask" in inspect.signature(inner_factory).parameters:
-    static.add("mask")
+  accepted = inspect.signature(inner_factory).parameters
+  static.update(name for name in ("mask", "param_labels") if name in accepted)
   return optax.inject_hyperparams(
     inner_factory, static_args=tuple(sorted(static)), hyperparam_dtype=hyperparam_dtype
   )

@@ -63,3 +63,18 @@ def test_hyperparameters_are_float32_and_can_be_changed_between_steps():
   state.hyperparams["weight_decay"] = jnp.zeros([], jnp.float32)
   no_decay, _ = jax.jit(tx.update)(grads, state, params)
   assert not np.array_equal(np.asarray(no_decay["w"]), np.asarray(updates["w"]))
+
+
+def test_param_labels_stay_static_for_grouped_decay():
+  params = _params()
+
+  def labels(p):
+    return {"w": "kernel", "b": "bias"}
+
+  injected = optax_decay.inject_hyperparams(optax_decay.decoupled_decay_groups)(
+    weight_decay={"kernel": 0.1, "bias": 0.0}, param_labels=labels
+  )
+  grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = injected.update(grads, injected.init(params), params)
+  np.testing.assert_allclose(updates["w"], 0.1 * params["w"], rtol=1e-6)
+  np.testing.assert_array_equal(updates["b"], np.zeros(3, np.float32))
