@@ -69,10 +69,17 @@ def check_mask(mask: Mask, owner: str) -> None:
   """Construction-time checks on a mask argument."""
   if isinstance(mask, Tracer):
     raise TypeError(f"{owner}: mask is a traced array; a mask must be static. {_INJECT_HINT}")
-  if _scalar_bool(mask) is False:
+  whole = _scalar_bool(mask)
+  if whole is False:
     raise ValueError(
       f"{owner}: mask=False decays no parameter. To switch the decay off set its rate to 0. "
       + _INJECT_HINT
+    )
+  if whole is True:
+    # Accepting True would hide the case where inject_hyperparams called a path-based mask
+    # function on the step count, got True, and so decays every leaf, biases included.
+    raise ValueError(
+      f"{owner}: mask=True is ambiguous; pass mask=None to decay every parameter. " + _INJECT_HINT
     )
 
 
@@ -161,7 +168,7 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
 
 def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owner: str) -> None:
   """Warns when a user-given mask selects no decayable leaf, or every one of several."""
-  if mask is None or _scalar_bool(mask) is True:
+  if mask is None:
     return
   chosen = [f for f, x in zip(flags, inexact, strict=True) if x]
   if chosen and not any(chosen):

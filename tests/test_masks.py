@@ -221,12 +221,13 @@ def test_masks_under_jit_match_eager(tx_name, mask_name):
   assert_trees_close(jitted, eager, rtol=1e-6, atol=1e-7)
 
 
-def test_mask_true_is_the_same_as_no_mask():
-  params = _params()
-  a = _trajectory(optax_decay.adamw(LR, weight_decay=WD, mask=True), params)
-  b = _trajectory(optax_decay.adamw(LR, weight_decay=WD), params)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    _assert_same_bits(x, y)
+def test_mask_true_is_rejected_in_favour_of_none():
+  # A whole-tree True is what a path-based mask function returns on inject_hyperparams' step
+  # count; rejecting it keeps that case from silently decaying the biases.
+  with pytest.raises(ValueError, match="mask=None"):
+    optax_decay.adamw(LR, weight_decay=WD, mask=True)
+  with pytest.raises(ValueError, match="mask=None"):
+    optax_decay.add_l2_to_grads(WD, mask=np.bool_(True))
 
 
 # --- mismatched masks -----------------------------------------------------------------------
@@ -391,11 +392,10 @@ def test_stacked_layers_ndim_mask_warns():
   [
     ({"w": jnp.ones((2, 2))}, {"w": True}),  # one float leaf: selecting it is no mistake
     ({"w": jnp.ones((2, 2)), "i": jnp.zeros(2, jnp.int32)}, {"w": True, "i": False}),
-    (_params(), True),
     (_params(), None),
     (_params(), {"encoder": True, "decoder": {"w": True, "b": False}}),
   ],
-  ids=["single_leaf", "float_and_int", "mask_true", "mask_none", "some"],
+  ids=["single_leaf", "float_and_int", "mask_none", "some"],
 )
 @pytest.mark.parametrize("ctor", list(MASK_CTORS))
 def test_sensible_masks_do_not_warn(ctor, params, mask):
@@ -434,17 +434,10 @@ def test_plain_optax_adamw_under_inject_silently_decays_nothing():
   assert not any(np.any(np.asarray(u)) for u in jax.tree.leaves(updates))
 
 
-@pytest.mark.xfail(
-  strict=True,
-  reason="package limitation: under plain optax.inject_hyperparams (no static_args) a path-based "
-  "callable mask is called on the step count and returns True, which the package cannot tell "
-  "from mask=True, so every leaf (biases too) is silently decayed; optax_decay.inject_hyperparams "
-  "avoids it",
-)
 def test_plain_inject_hyperparams_with_path_based_mask_is_not_silent():
   by_path = MASKS["callable_by_path"][0]
   tx = optax.inject_hyperparams(optax_decay.adamw)(learning_rate=LR, weight_decay=WD, mask=by_path)
-  with pytest.raises((ValueError, TypeError)):
+  with pytest.raises(ValueError, match=re.escape("static_args=('mask',)")):
     tx.init(_params())
 
 
