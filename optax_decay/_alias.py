@@ -279,8 +279,12 @@ def sgd_l2(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
-  return optax.chain(
+  tx = optax.chain(
     _l2.add_l2_to_grads(l2, mask),
     _momentum(momentum, nesterov, "sgd_l2"),
     _learning_rate(learning_rate, "sgd_l2"),
   )
+  if _rates.is_constant(learning_rate) and _rates.is_constant(l2):
+    # The first step alone shrinks each weight by lr·l2, momentum or not.
+    _coupling.check_per_step_fraction(float(learning_rate) * float(l2), "sgd_l2")
+  return tx

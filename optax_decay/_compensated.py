@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.core import Tracer
 
 from optax_decay import _masks
 
@@ -22,6 +23,14 @@ class CompensatedSummationState(NamedTuple):
 def _needs_compensation(leaf: Any) -> bool:
   dtype = jnp.result_type(leaf)
   return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+
+
+def _zeros_laid_out_like(param: Any) -> jax.Array:
+  # A concrete parameter lends its sharding to its error buffer; under tracing the compiler
+  # decides, as for the optimizer's other state.
+  if isinstance(param, jax.Array) and not isinstance(param, Tracer):
+    return jnp.zeros(param.shape, jnp.float32, device=param.sharding)
+  return jnp.zeros(jnp.shape(param), jnp.float32)
 
 
 def compensated_summation() -> optax.GradientTransformation:
@@ -69,9 +78,7 @@ def compensated_summation() -> optax.GradientTransformation:
     params = _masks.unwrap_variables(params)
     return CompensatedSummationState(
       error=jax.tree.map(
-        lambda p: (
-          jnp.zeros(jnp.shape(p), jnp.float32) if _needs_compensation(p) else optax.MaskedNode()
-        ),
+        lambda p: _zeros_laid_out_like(p) if _needs_compensation(p) else optax.MaskedNode(),
         params,
       )
     )

@@ -14,6 +14,7 @@ from optax_decay import _add_scaled, _decoupled, _masks, _rates
 __all__ = [
   "COUPLINGS",
   "check_coupling",
+  "check_per_step_fraction",
   "resolve_peak",
   "scale_by_learning_rate_and_decay",
 ]
@@ -66,6 +67,15 @@ def _per_step_fraction(coupling: str, lr: Any, wd: Any, peak: Any) -> float | No
   if coupling == "corrected":
     return lr * lr * wd / float(peak)
   return wd
+
+
+def check_per_step_fraction(fraction: float | None, owner: str) -> None:
+  """Raises when a known per-step decay fraction would flip the weights' sign."""
+  if fraction is not None and fraction >= 1:
+    raise ValueError(
+      f"{owner}: the decay would remove {fraction:.3g} of each weight per step; a fraction "
+      "≥ 1 flips the weights' sign. Lower the decay or the learning rate."
+    )
 
 
 def _warn_if_below_resolution(fraction: float, flags, leaves, owner: str) -> None:
@@ -170,11 +180,7 @@ def scale_by_learning_rate_and_decay(
   _rates.check_rate(weight_decay, "weight_decay", _OWNER)
   peak = resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
   fraction = _per_step_fraction(coupling, learning_rate, weight_decay, peak)
-  if fraction is not None and fraction >= 1:
-    raise ValueError(
-      f"{_OWNER}: with coupling={coupling!r} the decay would remove {fraction:.3g} of each "
-      "weight per step; a fraction ≥ 1 flips the weights' sign. Lower weight_decay."
-    )
+  check_per_step_fraction(fraction, f"{_OWNER} with coupling={coupling!r}")
 
   if coupling == "none":
     inner = optax.chain(

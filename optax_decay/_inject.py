@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -23,7 +25,10 @@ def inject_hyperparams(
     untouched.
   * Hyperparameters are stored in float32 by default rather than in the parameters' dtype, so
     ``b2=0.999`` does not round to 1.0 for bfloat16 parameters (which makes Adam's first step
-    NaN). Pass ``hyperparam_dtype=None`` for optax's behaviour.
+    NaN). The inner state and the updates keep the dtypes they would have without injection
+    (the float32 hyperparameters would otherwise promote bfloat16 moments to float32 after the
+    first step, and a jitted step would retrace). Pass ``hyperparam_dtype=None`` for optax's
+    behaviour.
 
   Everything else is ``optax.inject_hyperparams``: numeric arguments become entries of
   ``state.hyperparams`` that can be read and changed between steps, and callables other than
@@ -50,6 +55,34 @@ def inject_hyperparams(
   static = {static_args} if isinstance(static_args, str) else set(static_args)
   accepted = inspect.signature(inner_factory).parameters
   static.update(name for name in ("mask", "param_labels") if name in accepted)
-  return optax.inject_hyperparams(
+  injected = optax.inject_hyperparams(
     inner_factory, static_args=tuple(sorted(static)), hyperparam_dtype=hyperparam_dtype
   )
+
+  @functools.wraps(inner_factory)
+  def factory(*args, **kwargs) -> optax.GradientTransformationExtraArgs:
+    tx = injected(*args, **kwargs)
+
+    def update_fn(updates, state, params=None, **extra_args):
+      new_updates, new_state = tx.update(updates, state, params, **extra_args)
+      inner_state = _cast_like(new_state.inner_state, state.inner_state)
+      # Updates take the dtype of their parameters, as they would with float hyperparameters.
+      new_updates = _cast_like(new_updates, params if params is not None else updates)
+      return new_updates, new_state._replace(inner_state=inner_state)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update_fn)
+
+  return factory
+
+
+def _cast_like(tree: Any, reference: Any) -> Any:
+  """`tree` with each floating leaf cast to the dtype of the matching leaf of `reference`."""
+
+  def cast(x, ref):
+    if x is None or ref is None or not hasattr(x, "dtype") or not hasattr(ref, "dtype"):
+      return x
+    if jnp.issubdtype(x.dtype, jnp.inexact) and jnp.issubdtype(ref.dtype, jnp.inexact):
+      return x.astype(ref.dtype)
+    return x
+
+  return jax.tree.map(cast, tree, reference, is_leaf=lambda x: x is None)

@@ -426,32 +426,15 @@ def test_inside_apply_if_finite(name, bad):
 
 # --- state structure ----------------------------------------------------------------------------
 
+
 # Chains whose learning rate or momentum, injected as a float32 array, meets bfloat16 arrays.
-PROMOTED_WHEN_INJECTED = {
-  "adamw",
-  "adam_l2",
-  "sgdw",
-  "sgd_l2",
-  "adamwr",
-  "sgdwr",
-  "scale_by_learning_rate_and_decay",
-}
-_PROMOTES_BF16 = pytest.mark.xfail(
-  strict=True,
-  reason="package bug: optax_decay.inject_hyperparams stores hyperparameters in float32, so "
-  "the first update promotes bfloat16 moment/momentum state (and the updates) to float32",
-)
-
-
 def _state_cases():
   for name in NAMES:
     for variant in ("constant", "schedules", "injected"):
       if variant != "constant" and name not in INJECTABLE:
         continue
       for dtype in ("float32", "bfloat16", "complex64"):
-        bug = variant == "injected" and dtype == "bfloat16" and name in PROMOTED_WHEN_INJECTED
-        marks = _PROMOTES_BF16 if bug else ()
-        yield pytest.param(name, variant, dtype, marks=marks, id=f"{name}-{variant}-{dtype}")
+        yield pytest.param(name, variant, dtype, id=f"{name}-{variant}-{dtype}")
 
 
 @pytest.mark.parametrize("name,variant,dtype", list(_state_cases()))
@@ -574,11 +557,6 @@ def test_a_decay_that_would_flip_the_sign_is_an_error(name, coupling):
     params = new
 
 
-@pytest.mark.xfail(
-  strict=True,
-  reason="package bug: sgd_l2(momentum=0) is sgdw(momentum=0) (Prop. 1) yet accepts a "
-  "constant lr·l2 >= 1, which flips the weights' sign every step",
-)
 def test_sgd_l2_without_momentum_that_would_flip_the_sign_is_an_error():
   with pytest.raises(ValueError, match="sign"):
     optax_decay.sgd_l2(0.5, momentum=0.0, l2=2.0)

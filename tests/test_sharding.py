@@ -222,20 +222,7 @@ def results():
   return json.loads(lines[-1][len(MARKER) :])
 
 
-_INIT_ON_ONE_DEVICE = pytest.mark.xfail(
-  strict=True,
-  reason="package bug: compensated_summation.init creates its float32 error buffers with "
-  "jnp.zeros(shape), on the default device, instead of laid out like the parameters",
-)
-
-
-@pytest.mark.parametrize(
-  "entry",
-  [
-    pytest.param(c, marks=_INIT_ON_ONE_DEVICE if c == "init_sharding/compensated_summation" else ())
-    for c in CHECKS
-  ],
-)
+@pytest.mark.parametrize("entry", CHECKS)
 def test_sharded(results, entry):
   assert results[entry] == "ok", results[entry]
 
