@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import optax
@@ -286,5 +286,6 @@ def sgd_l2(
   )
   if _rates.is_constant(learning_rate) and _rates.is_constant(l2):
     # The first step alone shrinks each weight by lr·l2, momentum or not.
-    _coupling.check_per_step_fraction(float(learning_rate) * float(l2), "sgd_l2")
+    fraction = float(cast(float, learning_rate)) * float(cast(float, l2))
+    _coupling.check_per_step_fraction(fraction, "sgd_l2")
   return tx

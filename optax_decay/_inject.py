@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +65,7 @@ def inject_hyperparams(
 
     def update_fn(updates, state, params=None, **extra_args):
       new_updates, new_state = tx.update(updates, state, params, **extra_args)
+      new_state = cast(optax.InjectStatefulHyperparamsState, new_state)
       inner_state = _cast_like(new_state.inner_state, state.inner_state)
       # Updates take the dtype of their parameters, as they would with float hyperparameters.
       new_updates = _cast_like(new_updates, params if params is not None else updates)
