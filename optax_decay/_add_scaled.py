@@ -19,7 +19,9 @@ from optax_decay import _masks, _rates
 
 __all__ = [
   "DecayScheduleState",
+  "AlignedLeaves",
   "add_scaled_params",
+  "align_leaves",
   "is_decayable",
   "map_masked_leaves",
   "scaled_leaf",
@@ -62,6 +64,37 @@ def warn_at_init(mask: _masks.Mask, params: Any, owner: str) -> None:
   _masks.warn_if_ineffective(mask, flags, [is_decayable(p) for p in leaves], owner)
 
 
+class AlignedLeaves(NamedTuple):
+  """The leaves of updates, parameters and state trees, matched one to one."""
+
+  updates: list[Any]
+  params: list[Any]
+  others: list[list[Any]]
+  rebuild: Callable[[list[Any]], Any]  # new update leaves -> the updates' own structure
+  plain: Any  # the treedef of the updates with Variables unwrapped (how state trees are laid out)
+
+
+def align_leaves(updates: Any, params: Any, others: tuple[Any, ...], owner: str) -> AlignedLeaves:
+  """Matches the leaves of `updates`, `params` and `others`, Flax NNX Variables unwrapped.
+
+  Updates may be wrapped in Variables (gradients of an `nnx.State`) or not, independently of
+  the parameters; the rebuilt updates keep whatever structure they came in.
+  """
+  rebuild = jax.tree.structure(updates, is_leaf=_is_none).unflatten
+  update_leaves, plain = jax.tree.flatten(_masks.unwrap_variables(updates), is_leaf=_is_none)
+  try:
+    param_leaves = plain.flatten_up_to(_masks.unwrap_variables(params))
+    other_leaves = [plain.flatten_up_to(_masks.unwrap_variables(other)) for other in others]
+  except (ValueError, TypeError) as err:
+    what = "the parameters" if not others else "the parameters or the state built by init"
+    raise ValueError(f"{owner}: the updates and {what} differ in structure: {err}") from err
+  return AlignedLeaves(update_leaves, param_leaves, other_leaves, rebuild, plain)
+
+
+def _is_none(x: Any) -> bool:
+  return x is None
+
+
 def map_masked_leaves(
   fn: Callable[..., jax.Array],
   updates: Any,
@@ -72,25 +105,18 @@ def map_masked_leaves(
 ) -> Any:
   """`updates` with `fn(u, w, *o)` at every floating-point leaf that `mask` selects.
 
-  `others` are trees shaped like the updates whose leaves are handed to `fn` alongside. Other
-  leaves, `None` updates included, come back unchanged.
+  `others` are trees shaped like the parameters whose leaves are handed to `fn` alongside.
+  Other leaves, `None` updates included, come back unchanged.
   """
-  params = _masks.unwrap_variables(params)
-  update_leaves, treedef = jax.tree.flatten(updates, is_leaf=lambda x: x is None)
-  try:
-    param_leaves = treedef.flatten_up_to(params)
-    other_leaves = [treedef.flatten_up_to(other) for other in others]
-  except (ValueError, TypeError) as err:
-    what = "the parameters" if not others else "the parameters or the state built by init"
-    raise ValueError(f"{owner}: the updates and {what} differ in structure: {err}") from err
+  leaves = align_leaves(updates, params, others, owner)
   flags = _masks.leaf_mask(mask, params, owner)
   new_leaves = []
-  for i, (u, w, flag) in enumerate(zip(update_leaves, param_leaves, flags, strict=True)):
+  for i, (u, w, flag) in enumerate(zip(leaves.updates, leaves.params, flags, strict=True)):
     if flag and u is not None and is_decayable(w):
-      new_leaves.append(fn(u, w, *(leaves[i] for leaves in other_leaves)))
+      new_leaves.append(fn(u, w, *(other[i] for other in leaves.others)))
     else:
       new_leaves.append(u)
-  return treedef.unflatten(new_leaves)
+  return leaves.rebuild(new_leaves)
 
 
 def scaled_leaf(

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from jax.core import Tracer
 
-from optax_decay import _masks
+from optax_decay import _add_scaled, _masks
 
 __all__ = ["CompensatedSummationState", "compensated_summation"]
 
@@ -88,7 +88,6 @@ def compensated_summation() -> optax.GradientTransformation:
       raise ValueError(
         "compensated_summation needs the parameters: call update(updates, state, params)."
       )
-    params = _masks.unwrap_variables(params)
 
     def leaf(u, p, e):
       if isinstance(e, optax.MaskedNode):
@@ -100,18 +99,12 @@ def compensated_summation() -> optax.GradientTransformation:
       landed = (p + step).astype(p.dtype)
       return step.astype(u.dtype), exact - landed.astype(jnp.float32)
 
-    update_leaves, treedef = jax.tree.flatten(updates)
+    leaves = _add_scaled.align_leaves(updates, params, (state.error,), "compensated_summation")
     results = [
-      leaf(u, p, e)
-      for u, p, e in zip(
-        update_leaves,
-        treedef.flatten_up_to(params),
-        treedef.flatten_up_to(state.error),
-        strict=True,
-      )
+      leaf(u, p, e) for u, p, e in zip(leaves.updates, leaves.params, leaves.others[0], strict=True)
     ]
-    new_updates = treedef.unflatten([u for u, _ in results])
-    new_error = treedef.unflatten([e for _, e in results])
+    new_updates = leaves.rebuild([u for u, _ in results])
+    new_error = leaves.plain.unflatten([e for _, e in results])
     return new_updates, CompensatedSummationState(error=new_error)
 
   return optax.GradientTransformation(init_fn, update_fn)

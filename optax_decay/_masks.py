@@ -118,7 +118,9 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
   """
   params = unwrap_variables(params)
   path_leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]
-  if mask is None:
+  if mask is None or not path_leaves:
+    # No leaves: also optax.tree_utils.tree_map_params' placeholder, on which `init` is called
+    # only to see the shape of the state.
     return [True] * len(path_leaves)
   if is_mask_function(mask):
     mask = mask(params)
