@@ -52,7 +52,8 @@ def fenced_blocks(text: str) -> list[tuple[int, str, str]]:
 
 
 def pages() -> list[pathlib.Path]:
-  return sorted(p for p in DOCS.glob("*.md") if p.name not in GENERATED_PAGES)
+  docs = sorted(p for p in DOCS.glob("*.md") if p.name not in GENERATED_PAGES)
+  return [DOCS.parent / "README.md", *docs]
 
 
 def python_pages() -> list[pathlib.Path]:

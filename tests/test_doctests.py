@@ -9,8 +9,7 @@ import pytest
 import optax_decay
 
 MODULES = sorted(
-  name
-  for _, name, _ in pkgutil.iter_modules(optax_decay.__path__, prefix="optax_decay.")
+  name for _, name, _ in pkgutil.iter_modules(optax_decay.__path__, prefix="optax_decay.")
 )
 
 
