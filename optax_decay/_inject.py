@@ -11,6 +11,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# Masks and labels are trees or functions of the parameters, not schedules; restart periods are
+# Python ints that decide the schedule's structure.
+_ALWAYS_STATIC = ("mask", "param_labels", "first_period_steps", "period_multiplier")
+
 
 def inject_hyperparams(
   inner_factory: Callable[..., optax.GradientTransformation],
@@ -19,7 +23,8 @@ def inject_hyperparams(
 ) -> Callable[..., optax.GradientTransformationExtraArgs]:
   """``optax.inject_hyperparams`` with two pitfalls removed.
 
-  * ``mask`` and ``param_labels`` arguments are always static. ``optax.inject_hyperparams``
+  * ``mask`` and ``param_labels`` arguments are always static (as are the restart periods of
+    :func:`adamwr` and :func:`sgdwr`). ``optax.inject_hyperparams``
     calls every callable argument as a schedule of the step count, so a mask function would be
     evaluated on an integer and decay nothing (or everything); here it is passed through
     untouched.
@@ -54,7 +59,7 @@ def inject_hyperparams(
   """
   static = {static_args} if isinstance(static_args, str) else set(static_args)
   accepted = inspect.signature(inner_factory).parameters
-  static.update(name for name in ("mask", "param_labels") if name in accepted)
+  static.update(name for name in _ALWAYS_STATIC if name in accepted)
   injected = optax.inject_hyperparams(
     inner_factory, static_args=tuple(sorted(static)), hyperparam_dtype=hyperparam_dtype
   )

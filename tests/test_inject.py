@@ -78,3 +78,17 @@ def test_param_labels_stay_static_for_grouped_decay():
   updates, _ = injected.update(grads, injected.init(params), params)
   np.testing.assert_allclose(updates["w"], 0.1 * params["w"], rtol=1e-6)
   np.testing.assert_array_equal(updates["b"], np.zeros(3, np.float32))
+
+
+def test_restart_periods_stay_static():
+  params = _params()
+  tx = optax_decay.inject_hyperparams(optax_decay.adamwr)(
+    learning_rate=1e-2, first_period_steps=3, period_multiplier=2
+  )
+  state = tx.init(params)
+  assert "first_period_steps" not in state.hyperparams
+  assert "learning_rate" in state.hyperparams
+  got, _ = _run(tx, params, steps=4)
+  want, _ = _run(optax_decay.adamwr(1e-2, first_period_steps=3, period_multiplier=2), params, 4)
+  for key in params:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5)

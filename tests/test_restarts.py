@@ -6,6 +6,7 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from helpers import LeastSquares, run_optimizer
 
@@ -230,7 +231,7 @@ def test_aliases_reject_bad_input(factory):
     factory(1e-3, 100, 1.5)
 
 
-def test_inject_hyperparams_needs_the_periods_static():
+def test_inject_hyperparams_with_the_periods_static():
   params = {"w": jnp.ones(3)}
   zeros = {"w": jnp.zeros(3)}
   static = ("first_period_steps", "period_multiplier")
@@ -241,7 +242,13 @@ def test_inject_hyperparams_needs_the_periods_static():
   updates, state = jax.jit(injected.update)(zeros, state, params)
   np.testing.assert_allclose(updates["w"], -0.005, rtol=1e-6)
   assert float(state.hyperparams["weight_decay_norm"]) == pytest.approx(0.05)
-  unstatic = optax_decay.inject_hyperparams(optax_decay.adamwr)(
+  # optax_decay.inject_hyperparams keeps them static without being told; optax's does not.
+  implicit = optax_decay.inject_hyperparams(optax_decay.adamwr)(
+    learning_rate=1e-3, first_period_steps=100, weight_decay_norm=0.05
+  )
+  implicit_updates, _ = jax.jit(implicit.update)(zeros, implicit.init(params), params)
+  np.testing.assert_array_equal(implicit_updates["w"], updates["w"])
+  unstatic = optax.inject_hyperparams(optax_decay.adamwr)(
     learning_rate=1e-3, first_period_steps=100
   )
   with pytest.raises(TypeError, match=r"static_args=\('first_period_steps'"):
