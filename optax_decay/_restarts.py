@@ -196,12 +196,29 @@ def restart_normalized_weight_decay(
   return schedule
 
 
-def _check_peak(learning_rate: Any, owner: str) -> None:
+def _restart_rates(
+  learning_rate: Any,
+  first_period_steps: int,
+  period_multiplier: int,
+  weight_decay_norm: Any,
+  eta_min: Any,
+  owner: str,
+) -> dict[str, Any]:
+  """The decay arguments shared by adamwr and sgdwr: lr α·η_t, λ_i, schedule coupling."""
   if callable(learning_rate):
     raise TypeError(
       f"{owner}: learning_rate must be a number, the peak that the restart schedule multiplies."
     )
   _rates.check_rate(learning_rate, "learning_rate", owner, positive=True)
+  eta = cosine_warm_restarts_multiplier(first_period_steps, period_multiplier, eta_min)
+  return {
+    "learning_rate": lambda count: learning_rate * eta(count),
+    "weight_decay": restart_normalized_weight_decay(
+      weight_decay_norm, first_period_steps, period_multiplier
+    ),
+    "coupling": "schedule",
+    "peak_learning_rate": learning_rate,
+  }
 
 
 def adamwr(
@@ -262,22 +279,18 @@ def adamwr(
     Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
     <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
   """
-  _check_peak(learning_rate, "adamwr")
-  eta = cosine_warm_restarts_multiplier(first_period_steps, period_multiplier, eta_min)
+  rates = _restart_rates(
+    learning_rate, first_period_steps, period_multiplier, weight_decay_norm, eta_min, "adamwr"
+  )
   return _alias.adamw(
-    lambda count: learning_rate * eta(count),
     b1=b1,
     b2=b2,
     eps=eps,
     eps_root=eps_root,
     mu_dtype=mu_dtype,
-    weight_decay=restart_normalized_weight_decay(
-      weight_decay_norm, first_period_steps, period_multiplier
-    ),
     mask=mask,
     nesterov=nesterov,
-    coupling="schedule",
-    peak_learning_rate=learning_rate,
+    **rates,
   )
 
 
@@ -336,16 +349,7 @@ def sgdwr(
     Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
     <https://arxiv.org/abs/1608.03983>`_, ICLR 2017.
   """
-  _check_peak(learning_rate, "sgdwr")
-  eta = cosine_warm_restarts_multiplier(first_period_steps, period_multiplier, eta_min)
-  return _alias.sgdw(
-    lambda count: learning_rate * eta(count),
-    momentum=momentum,
-    weight_decay=restart_normalized_weight_decay(
-      weight_decay_norm, first_period_steps, period_multiplier
-    ),
-    mask=mask,
-    nesterov=nesterov,
-    coupling="schedule",
-    peak_learning_rate=learning_rate,
+  rates = _restart_rates(
+    learning_rate, first_period_steps, period_multiplier, weight_decay_norm, eta_min, "sgdwr"
   )
+  return _alias.sgdw(momentum=momentum, mask=mask, nesterov=nesterov, **rates)
