@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import _torch, run  # noqa: E402
+from benchmarks import _torch, run, trace_time  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +63,9 @@ def test_state_bytes_equal_optax(quick_rows):
   for key, by in _groups(quick_rows).items():
     assert by["optax_decay"]["state_bytes"] == by["optax"]["state_bytes"], key
     assert by["optax"]["state_bytes"] > 0
+
+
+def test_trace_time_reports_both_contenders():
+  medians = trace_time.main(["--leaves", "5", "--repeats", "1"])
+  assert set(medians) == {"optax_decay.adamw", "optax.adamw"}
+  assert all(math.isfinite(t) and t > 0 for t in medians.values())
