@@ -25,6 +25,9 @@ from optax_decay._restarts import adamwr as adamwr
 from optax_decay._restarts import cosine_warm_restarts_multiplier as cosine_warm_restarts_multiplier
 from optax_decay._restarts import restart_normalized_weight_decay as restart_normalized_weight_decay
 from optax_decay._restarts import sgdwr as sgdwr
+from optax_decay._stable import StableDecoupledDecayState as StableDecoupledDecayState
+from optax_decay._stable import adams as adams
+from optax_decay._stable import stable_decoupled_decay as stable_decoupled_decay
 from optax_decay._strength import normalized_weight_decay as normalized_weight_decay
 from optax_decay._strength import timescale_from_weight_decay as timescale_from_weight_decay
 from optax_decay._strength import weight_decay_from_timescale as weight_decay_from_timescale
@@ -37,7 +40,9 @@ __all__ = [
   "DecayScheduleState",
   "DecayToAnchorState",
   "NO_DECAY_WORDS",
+  "StableDecoupledDecayState",
   "adam_l2",
+  "adams",
   "adamw",
   "adamwr",
   "add_l1_to_grads",
@@ -56,6 +61,7 @@ __all__ = [
   "sgd_l2",
   "sgdw",
   "sgdwr",
+  "stable_decoupled_decay",
   "timescale_from_weight_decay",
   "weight_decay_from_timescale",
 ]

@@ -16,7 +16,7 @@ def _check_unit_interval(value: Any, name: str, owner: str) -> None:
     raise ValueError(f"{owner}: {name} must lie in [0, 1], got {float(value)}.")
 
 
-def _check_adam(b1, b2, eps, eps_root, owner: str) -> None:
+def check_adam(b1, b2, eps, eps_root, owner: str) -> None:
   _check_unit_interval(b1, "b1", owner)
   _check_unit_interval(b2, "b2", owner)
   _rates.check_rate(eps, "eps", owner)
@@ -97,7 +97,7 @@ def adamw(
     Kingma & Ba, `Adam: A Method for Stochastic Optimization
     <https://arxiv.org/abs/1412.6980>`_, ICLR 2015.
   """
-  _check_adam(b1, b2, eps, eps_root, "adamw")
+  check_adam(b1, b2, eps, eps_root, "adamw")
   return optax.chain(
     optax.scale_by_adam(
       b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
@@ -159,7 +159,7 @@ def adam_l2(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
-  _check_adam(b1, b2, eps, eps_root, "adam_l2")
+  check_adam(b1, b2, eps, eps_root, "adam_l2")
   return optax.chain(
     _l2.add_l2_to_grads(l2, mask),
     optax.scale_by_adam(

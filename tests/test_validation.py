@@ -26,6 +26,10 @@ CTORS = {
   "adam_l2": lambda **kw: optax_decay.adam_l2(**{"learning_rate": 1e-2, **kw}),
   "sgdw": lambda **kw: optax_decay.sgdw(**{"learning_rate": 1e-2, **kw}),
   "sgd_l2": lambda **kw: optax_decay.sgd_l2(**{"learning_rate": 1e-2, **kw}),
+  "adams": lambda **kw: optax_decay.adams(**{"learning_rate": 1e-2, **kw}),
+  "stable_decoupled_decay": lambda **kw: optax_decay.stable_decoupled_decay(
+    **{"preconditioner": optax.scale_by_adam(), "weight_decay": 1e-2, **kw}
+  ),
 }
 
 # The non-negative rate arguments of each constructor.
@@ -37,6 +41,8 @@ RATE_ARGS = {
   "adam_l2": ["learning_rate", "l2", "b1", "b2", "eps", "eps_root"],
   "sgdw": ["learning_rate", "weight_decay", "momentum"],
   "sgd_l2": ["learning_rate", "l2", "momentum"],
+  "adams": ["learning_rate", "weight_decay", "b1", "b2", "eps", "eps_root"],
+  "stable_decoupled_decay": ["weight_decay", "b2", "eps"],
 }
 CTOR_ARG = [(c, a) for c, args in RATE_ARGS.items() for a in args]
 
