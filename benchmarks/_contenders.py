@@ -111,7 +111,10 @@ def hlo_fingerprint(text: str) -> tuple[str, ...]:
 
 
 def tree_bytes(tree: Any) -> int:
-  return int(sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree)))
+  # A jax.Array knows its size: np.asarray would first copy a GPU array to the host.
+  return int(
+    sum(x.nbytes if hasattr(x, "nbytes") else np.asarray(x).nbytes for x in jax.tree.leaves(tree))
+  )
 
 
 def jax_contender(

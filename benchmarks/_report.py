@@ -57,6 +57,9 @@ def machine(torch_version: str | None) -> dict[str, Any]:
     "numpy": numpy.__version__,
     "torch": torch_version or "not installed",
     "backend": jax.default_backend(),
+    # The device JAX runs the steps on ("cpu" on a CPU, the GPU's model name on a GPU).
+    "device_kind": jax.devices()[0].device_kind,
+    "device_count": jax.device_count(),
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -131,7 +134,7 @@ def overhead_table(rows: Sequence[dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
-def machine_table(info: dict[str, Any], bandwidth: dict[str, float]) -> str:
+def machine_table(info: dict[str, Any], bandwidth: dict[str, Any]) -> str:
   load = ", ".join(f"{x:.1f}" for x in info["load_before"])
   after = ", ".join(f"{x:.1f}" for x in info.get("load_after", ()))
   return "\n".join(
@@ -144,16 +147,23 @@ def machine_table(info: dict[str, Any], bandwidth: dict[str, float]) -> str:
       f"| backend | {info['backend']}; XLA_FLAGS={info['xla_flags'] or '(unset)'}; "
       f"torch threads: {_fmt(info.get('torch_threads'), 'd')}, "
       f"OMP_WAIT_POLICY={info['omp_wait_policy']} |",
-      f"| streaming bandwidth | triad {bandwidth['triad_gbps']:.1f} GB/s, numpy copy "
-      f"{bandwidth['copy_gbps']:.1f} GB/s (over {bandwidth['mbytes']:.0f} MB) |",
+      f"| devices | JAX: {info.get('device_kind', '?')} ({info['backend']}, "
+      f"{info.get('device_count', '?')} device(s)); "
+      f"torch: {info.get('torch_device') or 'not run'} |",
+      f"| streaming bandwidth | triad {bandwidth['triad_gbps']:.1f} GB/s on "
+      f"{bandwidth.get('triad_device', '?')} (where the steps run), numpy copy "
+      f"{bandwidth['copy_gbps']:.1f} GB/s (host memory), over {bandwidth['mbytes']:.0f} MB |",
       f"| load average (1, 5, 15 min) | before: {load}; after: {after} |",
       f"| date | {info['date']} |",
     ]
   )
 
 
-def plot(rows: Sequence[dict[str, Any]], figures: Path) -> list[Path]:
-  """bench_sizes.png (time against size, one leaf) and bench_leaves.png (time against leaves)."""
+def plot(rows: Sequence[dict[str, Any]], figures: Path, suffix: str = "") -> list[Path]:
+  """bench_sizes.png (time against size, one leaf) and bench_leaves.png (time against leaves).
+
+  `suffix` goes before `.png`, so that a GPU run does not overwrite the CPU run's figures.
+  """
   try:
     import matplotlib
   except ImportError:
@@ -171,9 +181,9 @@ def plot(rows: Sequence[dict[str, Any]], figures: Path) -> list[Path]:
   leaf_size = leaf_sizes[-1] if leaf_sizes else None
   written = []
   for name, pick, xkey, xlabel in [
-    ("bench_sizes.png", lambda r: r["n_leaves"] == 1, "n_params", "parameters (one leaf)"),
+    (f"bench_sizes{suffix}.png", lambda r: r["n_leaves"] == 1, "n_params", "parameters (one leaf)"),
     (
-      "bench_leaves.png",
+      f"bench_leaves{suffix}.png",
       lambda r: r["n_params"] == leaf_size,
       "n_leaves",
       f"leaves ({_millions(leaf_size or 0)} parameters in all)",
@@ -220,18 +230,112 @@ def plot(rows: Sequence[dict[str, Any]], figures: Path) -> list[Path]:
   return written
 
 
+# Issue target 4, stated for a GPU: from 100M float32 parameters on, optax_decay's AdamW step
+# reaches at least 85% of the memory roofline and is no slower than torch's fused AdamW.
+TARGET_MIN_PARAMS = 100_000_000
+TARGET_ROOFLINE = 0.85
+TARGET_VS_FUSED = 1.0
+
+
+def target_check(
+  rows: Sequence[dict[str, Any]], min_params: int = TARGET_MIN_PARAMS
+) -> list[dict[str, Any]]:
+  """Target 4 for every AdamW configuration of at least `min_params` parameters in `rows`.
+
+  The roofline fraction is optax_decay's `roofline` column (the interleaved triad's time over the
+  step's, on the device the step ran on); the torch ratio is the median of per-repeat ratios of
+  optax_decay's time to torch fused's. A check is None where torch fused did not run.
+  """
+  groups: dict[tuple, dict[str, dict]] = {}
+  for row in rows:
+    if row["alias"] == "adamw" and row["n_params"] >= min_params:
+      key = (row["n_params"], row["n_leaves"], row["masked"])
+      groups.setdefault(key, {})[row["contender"]] = row
+  checks = []
+  for (n, leaves, masked), by in groups.items():
+    ours, fused = by.get(OURS), by.get(FUSED)
+    if ours is None:
+      continue
+    versus = None
+    if fused is not None:
+      versus = float(np.median(np.divide(ours["times_ms"], fused["times_ms"])))
+    checks.append(
+      {
+        "n_params": n,
+        "n_leaves": leaves,
+        "masked": masked,
+        "roofline": ours["roofline"],
+        "gbps": ours["gbps"],
+        "roofline_pass": ours["roofline"] >= TARGET_ROOFLINE,
+        "vs_fused": versus,
+        "vs_fused_pass": None if versus is None else versus <= TARGET_VS_FUSED,
+      }
+    )
+  return checks
+
+
+def target_verdict(checks: Sequence[dict[str, Any]]) -> str:
+  """One word for all checks: fail if any failed, incomplete if torch fused was missing, or pass."""
+  if not checks:
+    return "not checked"
+  results = [c["roofline_pass"] for c in checks] + [c["vs_fused_pass"] for c in checks]
+  if False in results:
+    return "fail"
+  return "incomplete" if None in results else "pass"
+
+
+def _verdict(passed: bool | None) -> str:
+  return {True: "pass", False: "FAIL", None: "no torch fused"}[passed]
+
+
+def target_markdown(checks: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
+  """The target check as Markdown: a sentence on where it ran, a table, and the verdict."""
+  backend, kind = info["backend"], info.get("device_kind", "?")
+  lines = [
+    f"Issue target 4 is stated for a GPU: AdamW with at least {_millions(TARGET_MIN_PARAMS)} "
+    f"float32 parameters reaches at least {TARGET_ROOFLINE:.2f} of the memory roofline (the "
+    "interleaved triad, i.e. measured bandwidth, not the datasheet's) and optax_decay / torch "
+    f"fused is at most {TARGET_VS_FUSED:.2f}. This run used backend `{backend}` ({kind}).",
+  ]
+  if backend != "gpu":
+    lines[0] += f" It is not a GPU result: it says nothing about the GPU target, only about {kind}."
+  verdict = target_verdict(checks)
+  if not checks:
+    lines += ["", f"No AdamW configuration of {_millions(TARGET_MIN_PARAMS)}+ parameters ran."]
+  else:
+    lines += [
+      "",
+      f"| params | leaves | mask | roofline (>= {TARGET_ROOFLINE:.2f}) | GB/s"
+      f" | optax_decay / torch fused (<= {TARGET_VS_FUSED:.2f}) |",
+      "|--:|--:|:-:|--:|--:|--:|",
+    ]
+    for c in checks:
+      versus = "–" if c["vs_fused"] is None else f"{c['vs_fused']:.2f}"
+      lines.append(
+        f"| {_millions(c['n_params'])} | {c['n_leaves']} | {'half' if c['masked'] else '–'}"
+        f" | {c['roofline']:.2f} {_verdict(c['roofline_pass'])} | {c['gbps']:.0f}"
+        f" | {versus} {_verdict(c['vs_fused_pass'])} |"
+      )
+  lines += ["", f"Verdict on `{backend}` ({kind}): **{verdict}**."]
+  return "\n".join(lines)
+
+
 def write_block(path: Path, name: str, text: str, title: str) -> None:
   """Replaces the text between `<!-- name:begin -->` and `<!-- name:end -->` in `path`.
 
   Prose written around the markers by hand survives a re-run; a missing file or block is
-  created.
+  created. A marker counts only on a line of its own: prose that quotes it inline (as the top of
+  docs/benchmarks.md does) is not mistaken for the block, which would replace the prose too.
   """
   begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
   block = f"{begin}\n{text.strip()}\n{end}"
   old = path.read_text() if path.exists() else f"# {title}\n"
-  if begin in old and end in old:
-    head, rest = old.split(begin, 1)
-    new = head + block + rest.split(end, 1)[1]
+  opened = re.search(rf"^{re.escape(begin)}[ \t]*$", old, re.MULTILINE)
+  closed = None
+  if opened:
+    closed = re.compile(rf"^{re.escape(end)}[ \t]*$", re.MULTILINE).search(old, opened.end())
+  if opened and closed:
+    new = old[: opened.start()] + block + old[closed.end() :]
   else:
     new = old.rstrip() + "\n\n" + block + "\n"
   path.parent.mkdir(parents=True, exist_ok=True)

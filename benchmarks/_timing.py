@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,12 @@ def paired_ratio(
   return float(np.median(ratios)), float(low), float(high)
 
 
-def dram_bandwidth(n_floats: int, repeats: int) -> dict[str, float]:
-  """GB/s of a jitted triad and of `numpy.copyto` over arrays far larger than the caches."""
+def dram_bandwidth(n_floats: int, repeats: int) -> dict[str, Any]:
+  """GB/s of a jitted triad and of `numpy.copyto` over arrays far larger than the caches.
+
+  The triad runs where JAX runs the optimizer steps (its default device: the GPU's memory on a
+  GPU); the NumPy copy always measures the host's memory.
+  """
   import jax
   import jax.numpy as jnp
 
@@ -67,6 +72,7 @@ def dram_bandwidth(n_floats: int, repeats: int) -> dict[str, float]:
     np.copyto(target, source)
     copy_s.append(time.perf_counter() - start)
   return {
+    "triad_device": next(iter(a.devices())).device_kind,
     "triad_gbps": 12 * n_floats / float(np.median(triad_s)) / 1e9,
     "copy_gbps": 8 * n_floats / float(np.median(copy_s)) / 1e9,
     "mbytes": 12 * n_floats / 1e6,

@@ -1,7 +1,14 @@
-"""PyTorch's optimizers as contenders; everything here is skipped when torch is not installed."""
+"""PyTorch's optimizers as contenders; everything here is skipped when torch is not installed.
+
+Torch runs on the device JAX runs on, picked once by `device_for`: the CPU when JAX is on the CPU,
+`cuda` when JAX is on a GPU and torch was built with CUDA, and not at all otherwise, so that a GPU
+step of JAX is never compared with a CPU step of torch. The CUDA path could not be run where this
+was written (no GPU): it follows PyTorch's documented behaviour but has not been executed.
+"""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import sys
@@ -40,6 +47,53 @@ def set_passive_waiting() -> None:
   os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def choose_device(jax_backend: str, cuda_available: bool) -> str | None:
+  """The torch device matching JAX's backend, or None when torch has nothing to match it with.
+
+  Pure, so that the choice is testable without a GPU. A ROCm build of torch also calls its GPU
+  `cuda`, as JAX calls a ROCm GPU `gpu`; a TPU has no torch counterpart here.
+  """
+  if jax_backend == "cpu":
+    return "cpu"
+  if jax_backend == "gpu" and cuda_available:
+    return "cuda"
+  return None
+
+
+def device_for(jax_backend: str) -> str | None:
+  """`choose_device` for this machine; imports torch only when JAX is not on the CPU.
+
+  On the CPU torch is not imported here, so `set_passive_waiting` may still run after this.
+  """
+  if jax_backend == "cpu":
+    return "cpu"
+  import torch
+
+  return choose_device(jax_backend, torch.cuda.is_available())
+
+
+def device_name(device: str) -> str:
+  """What the machine table records for torch's device."""
+  if device == "cuda":
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device())
+  return device
+
+
+def release(device: str | None) -> None:
+  """Frees what the last group left behind: Python cycles, then torch's cached CUDA blocks.
+
+  JAX's own arrays go as soon as nothing refers to them; its allocator keeps the memory for
+  reuse, which is why JAX must not preallocate (see run.py) when torch shares the GPU.
+  """
+  gc.collect()
+  if device == "cuda":
+    import torch
+
+    torch.cuda.empty_cache()
+
+
 def set_threads(threads: int) -> None:
   import torch
 
@@ -70,18 +124,26 @@ def contender(
   params: dict[str, np.ndarray],
   grads: dict[str, np.ndarray],
   mask: dict[str, bool] | None = None,
+  device: str = "cpu",
 ) -> C.Contender:
   """`torch.optim` with `foreach=True` or `fused=True` on copies of the same arrays.
 
   A mask becomes two parameter groups, the undecayed one with `weight_decay=0`: that is how
   PyTorch users exclude biases.
+
+  On `device="cuda"` (untested here: no GPU) parameters and gradients are copied to the GPU
+  before `requires_grad_`, so each parameter is a leaf whose `.grad` lives on the same device
+  with the same dtype, as the `.grad` setter demands. CUDA kernels return before they finish,
+  so the step synchronizes, as the JAX contenders block until their outputs are ready; without
+  it the timer would measure only the kernel launches.
   """
   import torch
 
   tensors = {}
   for name, value in params.items():
-    tensor = torch.from_numpy(value.copy()).requires_grad_(True)
-    tensor.grad = torch.from_numpy(grads[name].copy())
+    # copy=True: on the CPU `.to` would otherwise share the NumPy array's memory.
+    tensor = torch.from_numpy(value).to(device, copy=True).requires_grad_(True)
+    tensor.grad = torch.from_numpy(grads[name]).to(device, copy=True)
     tensors[name] = tensor
   if mask is None:
     groups = [{"params": list(tensors.values())}]
@@ -91,12 +153,21 @@ def contender(
       {"params": [t for n, t in tensors.items() if not mask[n]], "weight_decay": 0.0},
     ]
   optimizer = _optimizer(alias, groups, impl)
+
+  if device == "cuda":
+
+    def step() -> None:
+      optimizer.step()
+      torch.cuda.synchronize()
+
+  else:
+    step = optimizer.step
   # PyTorch allocates its state lazily, at the first step: take it before counting the bytes.
-  optimizer.step()
+  step()
   state_bytes = sum(
     value.nbytes
     for per_param in optimizer.state.values()
     for value in per_param.values()
     if isinstance(value, torch.Tensor)
   )
-  return C.Contender(f"torch {impl}", optimizer.step, state_bytes=int(state_bytes))
+  return C.Contender(f"torch {impl}", step, state_bytes=int(state_bytes))
