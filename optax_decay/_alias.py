@@ -7,7 +7,7 @@ from typing import Any, cast
 import jax
 import optax
 
-from optax_decay import _coupling, _l2, _masks, _rates
+from optax_decay import _add_scaled, _coupling, _masks, _rates
 
 
 def _check_unit_interval(value: Any, name: str, owner: str) -> None:
@@ -97,20 +97,30 @@ def adamw(
     Kingma & Ba, `Adam: A Method for Stochastic Optimization
     <https://arxiv.org/abs/1412.6980>`_, ICLR 2015.
   """
-  check_adam(b1, b2, eps, eps_root, "adamw")
-  return optax.chain(
-    optax.scale_by_adam(
-      b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
-    ),
-    _coupling.scale_by_learning_rate_and_decay(
-      learning_rate,
-      weight_decay,
-      mask,
-      coupling=coupling,
-      peak_learning_rate=peak_learning_rate,
-      cautious=cautious,
-    ),
+  return adamw_for(
+    "adamw",
+    learning_rate=learning_rate,
+    b1=b1,
+    b2=b2,
+    eps=eps,
+    eps_root=eps_root,
+    mu_dtype=mu_dtype,
+    weight_decay=weight_decay,
+    mask=mask,
+    nesterov=nesterov,
+    coupling=coupling,
+    peak_learning_rate=peak_learning_rate,
+    cautious=cautious,
   )
+
+
+def adamw_for(owner: str, *, b1, b2, eps, eps_root, mu_dtype, nesterov, **decay) -> Any:
+  """:func:`adamw` with its errors and warnings prefixed by `owner` (adamwr builds on it)."""
+  check_adam(b1, b2, eps, eps_root, owner)
+  adam = optax.scale_by_adam(
+    b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+  )
+  return optax.chain(adam, _coupling.decay_chain(**decay, owner=owner))
 
 
 def adam_l2(
@@ -161,7 +171,7 @@ def adam_l2(
   """
   check_adam(b1, b2, eps, eps_root, "adam_l2")
   return optax.chain(
-    _l2.add_l2_to_grads(l2, mask),
+    _add_scaled.add_scaled_params(l2, mask, "adam_l2", "l2"),
     optax.scale_by_adam(
       b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
     ),
@@ -224,16 +234,23 @@ def sgdw(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
+  return sgdw_for(
+    "sgdw",
+    learning_rate=learning_rate,
+    momentum=momentum,
+    weight_decay=weight_decay,
+    mask=mask,
+    nesterov=nesterov,
+    coupling=coupling,
+    peak_learning_rate=peak_learning_rate,
+    cautious=cautious,
+  )
+
+
+def sgdw_for(owner: str, *, momentum, nesterov, **decay) -> Any:
+  """:func:`sgdw` with its errors and warnings prefixed by `owner` (sgdwr builds on it)."""
   return optax.chain(
-    _momentum(momentum, nesterov, "sgdw"),
-    _coupling.scale_by_learning_rate_and_decay(
-      learning_rate,
-      weight_decay,
-      mask,
-      coupling=coupling,
-      peak_learning_rate=peak_learning_rate,
-      cautious=cautious,
-    ),
+    _momentum(momentum, nesterov, owner), _coupling.decay_chain(**decay, owner=owner)
   )
 
 
@@ -280,7 +297,7 @@ def sgd_l2(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
   tx = optax.chain(
-    _l2.add_l2_to_grads(l2, mask),
+    _add_scaled.add_scaled_params(l2, mask, "sgd_l2", "l2"),
     _momentum(momentum, nesterov, "sgd_l2"),
     _learning_rate(learning_rate, "sgd_l2"),
   )

@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optax_decay import _add_scaled, _decoupled, _masks, _rates
+from optax_decay import _add_scaled, _masks, _rates
 
 __all__ = [
   "COUPLINGS",
   "check_coupling",
   "check_per_step_fraction",
+  "decay_chain",
   "resolve_peak",
   "scale_by_learning_rate_and_decay",
 ]
@@ -175,17 +176,42 @@ def scale_by_learning_rate_and_decay(
     Defazio, `Why Gradients Rapidly Increase Near the End of Training
     <https://arxiv.org/abs/2506.02285>`_, 2025.
   """
-  check_coupling(coupling, _OWNER)
-  _rates.check_rate(learning_rate, "learning_rate", _OWNER)
-  _rates.check_rate(weight_decay, "weight_decay", _OWNER)
-  peak = resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
+  return decay_chain(
+    learning_rate,
+    weight_decay,
+    mask,
+    coupling=coupling,
+    peak_learning_rate=peak_learning_rate,
+    cautious=cautious,
+    owner=_OWNER,
+  )
+
+
+def decay_chain(
+  learning_rate: optax.ScalarOrSchedule,
+  weight_decay: optax.ScalarOrSchedule,
+  mask: _masks.Mask,
+  *,
+  coupling: str,
+  peak_learning_rate: float | jax.Array | None,
+  cautious: bool,
+  owner: str,
+) -> optax.GradientTransformation:
+  """:func:`scale_by_learning_rate_and_decay`, its errors and warnings prefixed by `owner`."""
+  check_coupling(coupling, owner)
+  _rates.check_rate(learning_rate, "learning_rate", owner)
+  _rates.check_rate(weight_decay, "weight_decay", owner)
+  peak = resolve_peak(learning_rate, peak_learning_rate, coupling, owner)
   fraction = _per_step_fraction(coupling, learning_rate, weight_decay, peak)
-  check_per_step_fraction(fraction, f"{_OWNER} with coupling={coupling!r}")
+  check_per_step_fraction(fraction, f"{owner} with coupling={coupling!r}")
+
+  def decay(rate):
+    return _add_scaled.add_scaled_params(rate, mask, owner, "weight_decay", cautious=cautious)
 
   if coupling == "none":
     inner = optax.chain(
       optax.scale_by_learning_rate(learning_rate, flip_sign=False),
-      _decoupled.decoupled_decay(weight_decay, mask, cautious=cautious),
+      decay(weight_decay),
       optax.scale(-1.0),
     )
   else:
@@ -198,7 +224,7 @@ def scale_by_learning_rate_and_decay(
         lambda wd, lr, pk: wd * lr / pk, weight_decay, learning_rate, peak
       )
     inner = optax.chain(
-      _decoupled.decoupled_decay(rate, mask, cautious=cautious),
+      decay(rate),
       optax.scale_by_learning_rate(learning_rate),
     )
 
@@ -206,9 +232,9 @@ def scale_by_learning_rate_and_decay(
     return inner
 
   def init_fn(params):
-    flags = _masks.leaf_mask(mask, params, _OWNER)
+    flags = _masks.leaf_mask(mask, params, owner)
     leaves = _masks.param_leaves(params)
-    _warn_if_below_resolution(fraction, flags, leaves, _OWNER)
+    _warn_if_below_resolution(fraction, flags, leaves, owner)
     return inner.init(params)
 
   return optax.GradientTransformation(init_fn, inner.update)

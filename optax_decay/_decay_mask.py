@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -91,8 +92,11 @@ def _is_float_array(leaf: Any) -> bool:
   return hasattr(leaf, "shape") and dtype is not None and jnp.issubdtype(dtype, jnp.inexact)
 
 
+_CONFIGURE = object()  # the `params` of a call that only configures the mask
+
+
 def decay_mask(
-  params: Any,
+  params: Any = _CONFIGURE,
   *,
   exclude: str | Iterable[str] = (),
   include: str | Iterable[str] = (),
@@ -138,13 +142,15 @@ def decay_mask(
   ``exclude``. There is no ``stacked_axes`` option because the same tree usually mixes stacked
   and unstacked leaves, and a name says what a leaf is more reliably than its shape.
 
-  **Configuring it.** Pass ``decay_mask`` itself as a ``mask``, or fix its keyword arguments
-  with ``functools.partial``; the optimizer calls it with the parameters at ``init`` and
-  ``update``. Invalid patterns raise there, at the first call, before any step is taken.
+  **Configuring it.** Pass ``decay_mask`` itself as a ``mask``; the optimizer calls it with the
+  parameters at ``init`` and ``update``. To change the rules, call it with keyword arguments
+  only: ``decay_mask(exclude=r"(^|/)head/")`` checks the patterns and ``min_ndim`` at once and
+  returns the configured mask function.
 
   Args:
     params: the parameters: a pytree (dict, Linen ``FrozenDict``, ``nnx.State`` with or
-      without ``Variable`` boxes, Equinox module, ...).
+      without ``Variable`` boxes, Equinox module, ...). Left out, the call returns the mask
+      function with the other arguments fixed.
     exclude: regular expressions, matched case-insensitively with ``re.search`` against each
       leaf's path: a match means no decay. They add to the default rules. One ``str`` is one
       pattern.
@@ -157,7 +163,7 @@ def decay_mask(
 
   Returns:
     A pytree of Python bools with the structure of ``params`` (Variables unwrapped), ``True``
-    where the leaf is decayed.
+    where the leaf is decayed; without ``params``, a function of the parameters returning it.
 
   Raises:
     TypeError: when called with a scalar integer, which is what ``optax.inject_hyperparams``
@@ -179,21 +185,28 @@ def decay_mask(
     >>> mask["LayerNorm_0"], mask["Embed_0"]
     ({'bias': False, 'scale': False}, {'embedding': False})
     >>> tx = optax_decay.adamw(1e-3, weight_decay=0.1, mask=optax_decay.decay_mask)
-    >>> no_head = functools.partial(optax_decay.decay_mask, exclude=r"(^|/)head/")
+    >>> no_head = optax_decay.decay_mask(exclude=r"(^|/)head/")
     >>> no_head(params)["params"]["head"]
     {'kernel': False}
+    >>> optax_decay.decay_mask(exclude="head[")
+    Traceback (most recent call last):
+    ValueError: decay_mask: exclude pattern 'head[' is not a regex: ...
 
   References:
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
-  _check_not_a_step_count(params)
   if isinstance(min_ndim, bool) or not isinstance(min_ndim, (int, np.integer)):
     raise TypeError(f"{_OWNER}: min_ndim must be an int, got {min_ndim!r}.")
   if min_ndim < 0:
     raise ValueError(f"{_OWNER}: min_ndim must be non-negative, got {min_ndim}.")
   excluded = _compile(exclude, "exclude")
   included = _compile(include, "include")
+  if params is _CONFIGURE:
+    return functools.partial(
+      decay_mask, exclude=exclude, include=include, min_ndim=min_ndim, default_rules=default_rules
+    )
+  _check_not_a_step_count(params)
 
   def decide(path: tuple[Any, ...], leaf: Any) -> bool:
     if not _is_float_array(leaf):

@@ -282,7 +282,8 @@ def adamwr(
   rates = _restart_rates(
     learning_rate, first_period_steps, period_multiplier, weight_decay_norm, eta_min, "adamwr"
   )
-  return _alias.adamw(
+  return _alias.adamw_for(
+    "adamwr",
     b1=b1,
     b2=b2,
     eps=eps,
@@ -290,6 +291,7 @@ def adamwr(
     mu_dtype=mu_dtype,
     mask=mask,
     nesterov=nesterov,
+    cautious=False,
     **rates,
   )
 
@@ -352,4 +354,6 @@ def sgdwr(
   rates = _restart_rates(
     learning_rate, first_period_steps, period_multiplier, weight_decay_norm, eta_min, "sgdwr"
   )
-  return _alias.sgdw(momentum=momentum, mask=mask, nesterov=nesterov, **rates)
+  return _alias.sgdw_for(
+    "sgdwr", momentum=momentum, mask=mask, nesterov=nesterov, cautious=False, **rates
+  )

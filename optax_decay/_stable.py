@@ -104,24 +104,36 @@ def stable_decoupled_decay(
     Mitigate Them: A Gradient-Norm Perspective <https://arxiv.org/abs/2011.11152>`_,
     NeurIPS 2023.
   """
+  return _stable_decay(preconditioner, weight_decay, b2, eps, mask, _OWNER)
+
+
+def _stable_decay(
+  preconditioner: optax.GradientTransformation,
+  weight_decay: optax.ScalarOrSchedule,
+  b2: float,
+  eps: float,
+  mask: _masks.Mask,
+  owner: str,
+) -> optax.GradientTransformation:
+  """:func:`stable_decoupled_decay` with its errors and warnings prefixed by `owner`."""
   if not isinstance(preconditioner, optax.GradientTransformation):
     raise TypeError(
-      f"{_OWNER}: preconditioner must be an optax.GradientTransformation, got "
+      f"{owner}: preconditioner must be an optax.GradientTransformation, got "
       f"{type(preconditioner).__name__}."
     )
-  _rates.check_rate(weight_decay, "weight_decay", _OWNER)
-  _rates.check_rate(b2, "b2", _OWNER)
+  _rates.check_rate(weight_decay, "weight_decay", owner)
+  _rates.check_rate(b2, "b2", owner)
   if _rates.is_constant(b2) and not float(b2) < 1:
     raise ValueError(
-      f"{_OWNER}: b2 must lie in [0, 1), got {float(b2)}: with b2 = 1 the average never moves "
+      f"{owner}: b2 must lie in [0, 1), got {float(b2)}: with b2 = 1 the average never moves "
       "and its bias correction divides by zero."
     )
-  _rates.check_rate(eps, "eps", _OWNER)
-  _masks.check_mask(mask, _OWNER)
+  _rates.check_rate(eps, "eps", owner)
+  _masks.check_mask(mask, owner)
   is_zero = isinstance(weight_decay, (int, float)) and weight_decay == 0
 
   def init_fn(params):
-    _add_scaled.warn_at_init(mask, params, _OWNER)
+    _add_scaled.warn_at_init(mask, params, owner)
     return StableDecoupledDecayState(
       count=jnp.zeros([], jnp.int32),
       mean_sq=jnp.zeros([], jnp.float32),
@@ -130,7 +142,7 @@ def stable_decoupled_decay(
 
   def update_fn(updates, state, params=None):
     if params is None:
-      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+      raise ValueError(f"{owner} needs the parameters: call update(updates, state, params).")
     rate = _rates.rate_at(weight_decay, state.count)
     count = jnp.asarray(optax.safe_increment(state.count))
     # Written as optax's Adam writes its moment and bias correction (1 - b2 formed before any
@@ -141,7 +153,7 @@ def stable_decoupled_decay(
     new_updates, inner = preconditioner.update(updates, state.inner, params)
     if not is_zero:
       new_updates = _add_scaled.map_masked_leaves(
-        lambda u, w: _add_scaled.scaled_leaf(u, w, kappa, w), new_updates, params, mask, _OWNER
+        lambda u, w: _add_scaled.scaled_leaf(u, w, kappa, w), new_updates, params, mask, owner
       )
     return new_updates, StableDecoupledDecayState(count, mean_sq, inner)
 
@@ -203,6 +215,6 @@ def adams(
     b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
   )
   return optax.chain(
-    stable_decoupled_decay(adam, weight_decay, b2=b2, eps=eps, mask=mask),
+    _stable_decay(adam, weight_decay, b2, eps, mask, owner),
     optax.scale_by_learning_rate(learning_rate),
   )

@@ -408,3 +408,21 @@ def test_bad_arguments():
     optax_decay.decay_mask(params, min_ndim=-1)
   with pytest.raises(TypeError, match="min_ndim must be an int"):
     optax_decay.decay_mask(params, min_ndim=True)
+
+
+def test_configuring_without_params_checks_the_arguments_at_once():
+  with pytest.raises(ValueError, match=r"exclude pattern '\[' is not a regex"):
+    optax_decay.decay_mask(exclude="[")
+  with pytest.raises(TypeError, match="must hold regular expressions"):
+    optax_decay.decay_mask(include=[b"kernel"])
+  with pytest.raises(ValueError, match="non-negative"):
+    optax_decay.decay_mask(min_ndim=-2)
+
+
+def test_the_configured_mask_equals_the_direct_call():
+  params = _model_params()
+  configured = optax_decay.decay_mask(exclude="head", min_ndim=1, default_rules=False)
+  assert callable(configured)
+  direct = optax_decay.decay_mask(params, exclude="head", min_ndim=1, default_rules=False)
+  assert configured(params) == direct
+  assert direct != optax_decay.decay_mask(params)  # the arguments did change the mask

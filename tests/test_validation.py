@@ -78,6 +78,23 @@ def test_bad_rate_raises_at_construction_naming_the_argument(ctor, arg, bad):
   with pytest.raises(exc, match=words) as info:
     CTORS[ctor](**{arg: value})
   assert arg in str(info.value)
+  # The message names the function the user called, not a building block inside it.
+  assert str(info.value).startswith(f"{ctor}:"), str(info.value)
+
+
+OWNERS = {
+  **{name: lambda name=name, **kw: CTORS[name](**kw) for name in CTORS},
+  "adamwr": lambda **kw: optax_decay.adamwr(1e-2, first_period_steps=10, **kw),
+  "sgdwr": lambda **kw: optax_decay.sgdwr(1e-2, first_period_steps=10, **kw),
+}
+
+
+@pytest.mark.parametrize("ctor", sorted(OWNERS))
+def test_mask_errors_at_init_name_the_function_called(ctor):
+  tx = OWNERS[ctor](mask={"w": True, "b": False, "typo": False})
+  with pytest.raises(ValueError, match="typo") as info:
+    tx.init({"w": jnp.ones(2), "b": jnp.ones(2)})
+  assert str(info.value).startswith(f"{ctor}:"), str(info.value)
 
 
 @pytest.mark.parametrize("ctor, arg", CTOR_ARG)
@@ -254,19 +271,20 @@ NEEDS_PARAMS = {
     "add_l2_to_grads",
     lambda: optax_decay.add_l2_to_grads(1e-2, mask={"w": True, "b": False}),
   ),
-  "adamw": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, weight_decay=1e-2)),
-  "adamw_zero_decay": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, weight_decay=0.0)),
-  "adamw_none": ("decoupled_decay", lambda: optax_decay.adamw(1e-2, coupling="none")),
+  "adamw": ("adamw", lambda: optax_decay.adamw(1e-2, weight_decay=1e-2)),
+  "adamw_zero_decay": ("adamw", lambda: optax_decay.adamw(1e-2, weight_decay=0.0)),
+  "adamw_none": ("adamw", lambda: optax_decay.adamw(1e-2, coupling="none")),
   "adamw_schedule": (
-    "decoupled_decay",
+    "adamw",
     lambda: optax_decay.adamw(SCHEDULE, coupling="schedule", peak_learning_rate=1e-2),
   ),
-  "adam_l2": ("add_l2_to_grads", lambda: optax_decay.adam_l2(1e-2)),
-  "sgdw": ("decoupled_decay", lambda: optax_decay.sgdw(1e-2)),
-  "sgdw_no_momentum": ("decoupled_decay", lambda: optax_decay.sgdw(1e-2, momentum=0.0)),
-  "sgd_l2": ("add_l2_to_grads", lambda: optax_decay.sgd_l2(1e-2)),
+  "adam_l2": ("adam_l2", lambda: optax_decay.adam_l2(1e-2)),
+  "sgdw": ("sgdw", lambda: optax_decay.sgdw(1e-2)),
+  "sgdw_no_momentum": ("sgdw", lambda: optax_decay.sgdw(1e-2, momentum=0.0)),
+  "sgd_l2": ("sgd_l2", lambda: optax_decay.sgd_l2(1e-2)),
+  "adams": ("adams", lambda: optax_decay.adams(1e-2)),
   "scale_by_learning_rate_and_decay": (
-    "decoupled_decay",
+    "scale_by_learning_rate_and_decay",
     lambda: optax_decay.scale_by_learning_rate_and_decay(1e-2, 1e-2, coupling="corrected"),
   ),
 }
