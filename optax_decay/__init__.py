@@ -22,8 +22,6 @@ from optax_decay._l1 import add_l1_to_grads as add_l1_to_grads
 from optax_decay._l2 import add_l2_to_grads as add_l2_to_grads
 from optax_decay._proximal import proximal_l1 as proximal_l1
 from optax_decay._restarts import adamwr as adamwr
-from optax_decay._restarts import cosine_warm_restarts_multiplier as cosine_warm_restarts_multiplier
-from optax_decay._restarts import restart_normalized_weight_decay as restart_normalized_weight_decay
 from optax_decay._restarts import sgdwr as sgdwr
 from optax_decay._stable import StableDecoupledDecayState as StableDecoupledDecayState
 from optax_decay._stable import adams as adams
@@ -31,6 +29,12 @@ from optax_decay._stable import stable_decoupled_decay as stable_decoupled_decay
 from optax_decay._strength import normalized_weight_decay as normalized_weight_decay
 from optax_decay._strength import timescale_from_weight_decay as timescale_from_weight_decay
 from optax_decay._strength import weight_decay_from_timescale as weight_decay_from_timescale
+from optax_decay._warm_restarts import (
+  cosine_warm_restarts_multiplier as cosine_warm_restarts_multiplier,
+)
+from optax_decay._warm_restarts import (
+  restart_normalized_weight_decay as restart_normalized_weight_decay,
+)
 
 __version__ = "0.1.0"
 
