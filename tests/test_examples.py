@@ -88,6 +88,21 @@ def test_paper_grid_results_are_sane(paper_grid_run):
       np.testing.assert_allclose(other, columns[0], atol=0.01)
 
 
+def test_paper_grid_runs_the_extra_adams_grid(tmp_path):
+  paper_grid = _load("paper_grid")
+  out = tmp_path / "adams"
+  result = paper_grid.main(
+    ["--tiny", "--no-progress", "--optimizers", "adamw_lr", "adams", "--out", str(out)]
+  )
+  assert set(result["summaries"]) == {"adamw_lr", "adams"}
+  saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+  adams = np.asarray(saved["families"]["adams"]["test_error"])
+  adamw = np.asarray(saved["families"]["adamw_lr"]["test_error"])
+  # The λ = 0 column is plain Adam in both panels.
+  np.testing.assert_allclose(adams[:, 0], adamw[:, 0], atol=0.01)
+  assert saved["families"]["adams"]["summary"]["best_mean"] < 0.8
+
+
 def test_paper_grid_summary_measures():
   paper_grid = _load("paper_grid")
   lrs = np.array([1e-3, 1e-2, 1e-1])
