@@ -114,7 +114,9 @@ def adamw(
   )
 
 
-def adamw_for(owner: str, *, b1, b2, eps, eps_root, mu_dtype, nesterov, **decay) -> Any:
+def adamw_for(
+  owner: str, *, b1, b2, eps, eps_root, mu_dtype, nesterov, **decay
+) -> optax.GradientTransformation:
   """:func:`adamw` with its errors and warnings prefixed by `owner` (adamwr builds on it)."""
   check_adam(b1, b2, eps, eps_root, owner)
   adam = optax.scale_by_adam(
@@ -247,7 +249,7 @@ def sgdw(
   )
 
 
-def sgdw_for(owner: str, *, momentum, nesterov, **decay) -> Any:
+def sgdw_for(owner: str, *, momentum, nesterov, **decay) -> optax.GradientTransformation:
   """:func:`sgdw` with its errors and warnings prefixed by `owner` (sgdwr builds on it)."""
   return optax.chain(
     _momentum(momentum, nesterov, owner), _coupling.decay_chain(**decay, owner=owner)
