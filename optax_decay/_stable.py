@@ -73,6 +73,10 @@ def stable_decoupled_decay(
   :math:`\mathrm{lr}\,\lambda/\sqrt{\bar v_t}`, so with gradients of RMS ``1e-6``, ``lr=1e-3``
   and ``λ=1e-4`` each step removes 10% of the weights.
 
+  The mean is a sum over all parameters. Under ``jax.jit`` with sharded arrays XLA adds the
+  shards up across devices (tested on 8 devices). Inside ``shard_map`` the transform sees only
+  the local shard, so the mean would be the shard's own: call ``update`` outside ``shard_map``.
+
   Args:
     preconditioner: the transform whose output is decayed, usually ``optax.scale_by_adam``.
     weight_decay: λ ≥ 0, a float, scalar array or schedule of this transform's step count
