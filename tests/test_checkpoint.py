@@ -47,7 +47,14 @@ def _anchor_bf16():
   )
 
 
+def _adams():
+  # A scalar moving average next to Adam's moments, wrapped in the decay's own state.
+  lr = optax.cosine_decay_schedule(0.1, decay_steps=STEPS)
+  return optax_decay.adams(lr, weight_decay=0.1, mask=_kernels)
+
+
 CASES = {
+  "adams": (_adams, jnp.float32),
   "adamw-schedules-mask": (_adamw, jnp.float32),
   "injected-adamw": (_injected_adamw, jnp.float32),
   "anchor-compensated-bf16": (_anchor_bf16, jnp.bfloat16),
