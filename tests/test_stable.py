@@ -159,3 +159,28 @@ def test_a_mask_that_does_not_match_names_the_path():
   tx = optax_decay.adams(1e-3, mask={"w": True, "x": False})
   with pytest.raises(ValueError, match="'x'|x"):
     tx.init({"w": jnp.ones(2), "b": jnp.ones(2)})
+
+
+def test_nnx_optimizer_trains_like_plain_dicts():
+  nnx = pytest.importorskip("flax.nnx")
+  model = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)), jnp.float32)
+  mask = {"kernel": True, "bias": False}
+  optimizer = nnx.Optimizer(
+    model, optax_decay.adams(0.05, weight_decay=0.5, mask=mask), wrt=nnx.Param
+  )
+  plain = {"kernel": model.kernel[...], "bias": model.bias[...]}
+
+  def loss(p):
+    return jnp.mean((x @ p["kernel"] + p["bias"] - 1.0) ** 2)
+
+  tx = optax_decay.adams(0.05, weight_decay=0.5, mask=mask)
+  state = tx.init(plain)
+  for _ in range(5):
+    grads = nnx.grad(lambda m: loss({"kernel": m.kernel[...], "bias": m.bias[...]}))(model)
+    optimizer.update(model, grads)
+    updates, state = tx.update(jax.grad(loss)(plain), state, plain)
+    plain = optax.apply_updates(plain, updates)
+  assert_trees_close(
+    {"kernel": model.kernel[...], "bias": model.bias[...]}, plain, rtol=1e-6, atol=1e-7
+  )

@@ -21,6 +21,7 @@ def _split_model_and_grads():
 TRANSFORMS = {
   "adamw": lambda: optax_decay.adamw(1e-2, weight_decay=0.1),
   "adam_l2": lambda: optax_decay.adam_l2(1e-2, l2=0.1),
+  "adams": lambda: optax_decay.adams(1e-2, weight_decay=0.1),
   "sgdw_none": lambda: optax_decay.sgdw(1e-2, weight_decay=0.1, coupling="none"),
   "l1": lambda: optax.chain(optax_decay.add_l1_to_grads(0.1), optax.sgd(1e-2)),
   "anchor": lambda: optax.chain(
