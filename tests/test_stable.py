@@ -184,3 +184,23 @@ def test_nnx_optimizer_trains_like_plain_dicts():
   assert_trees_close(
     {"kernel": model.kernel[...], "bias": model.bias[...]}, plain, rtol=1e-6, atol=1e-7
   )
+
+
+@pytest.mark.parametrize("c", [1e-3, 0.1, 10.0, 1e3])
+def test_scaling_the_gradients_and_lambda_together_changes_nothing(c):
+  # With eps = 0, Adam's step does not see the gradients' scale, and the decay
+  # (c·λ)/sqrt(c²·v̄) = λ/sqrt(v̄) does not either: the property that makes the decay "stable".
+  # AdamW's decay has no such invariance: there only λ·lr counts.
+  problem = LeastSquares(seed=6)
+
+  def run(scale, weight_decay):
+    tx = optax_decay.adams(0.05, eps=0.0, weight_decay=weight_decay)
+    return run_optimizer(
+      tx,
+      lambda p: jax.tree.map(lambda g: scale * g, jax.grad(problem.loss)(p)),
+      problem.params(jnp.float32),
+      25,
+    )
+
+  assert_trees_close(run(c, 0.3 * c)[-1], run(1.0, 0.3)[-1], rtol=2e-4, atol=2e-5)
+  assert np.max(np.abs(np.asarray(run(c, 0.3)[-1]["w"] - run(1.0, 0.3)[-1]["w"]))) > 1e-3
