@@ -34,6 +34,10 @@ _INJECT_HINT = (
   "If this mask came from optax.inject_hyperparams, which calls every callable argument as a "
   "schedule of the step count, pass static_args=('mask',) to inject_hyperparams."
 )
+_FLATTEN_HINT = (
+  "Under optax.flatten every parameter is one flat vector, so a mask cannot tell kernels from "
+  "biases: put the masked decay outside optax.flatten."
+)
 
 
 def _is_variable(x: Any) -> bool:
@@ -155,6 +159,11 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
         flags.append(entries[key[:depth]])
         break
     else:
+      if not path:  # the parameters are one bare array
+        raise ValueError(
+          f"{owner}: the parameters are a single array, which the mask's entries cannot name. "
+          + _FLATTEN_HINT
+        )
       raise ValueError(
         f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
         "a mask must have the structure of the parameters or of a prefix of them."
@@ -176,7 +185,8 @@ def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owne
   if chosen and not any(chosen):
     warnings.warn(
       f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
-      + _INJECT_HINT,
+      + _INJECT_HINT
+      + (" " + _FLATTEN_HINT if len(flags) == 1 else ""),
       stacklevel=3,
     )
   elif len(chosen) > 1 and all(chosen):

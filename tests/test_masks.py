@@ -695,3 +695,33 @@ def test_frozen_dict_params_with_plain_dict_mask():
   for path in new:
     if path != k0:
       assert not np.any(np.asarray(new[path])), path
+
+
+# --- optax.flatten: the mask sees one flat vector --------------------------------------------
+
+
+def test_a_mask_tree_under_optax_flatten_is_an_error_that_says_why():
+  params = {"w": jnp.ones((3, 3)), "b": jnp.ones(3)}
+  tx = optax.flatten(optax_decay.adamw(1e-3, weight_decay=0.1, mask={"w": True, "b": False}))
+  with pytest.raises(ValueError, match="single array.*optax.flatten"):
+    tx.init(params)
+
+
+def test_a_mask_function_under_optax_flatten_warns_that_nothing_is_decayed():
+  params = {"w": jnp.ones((3, 3)), "b": jnp.ones(3)}
+  tx = optax.flatten(optax_decay.adamw(1e-3, weight_decay=0.1, mask=optax_decay.decay_mask))
+  with pytest.warns(UserWarning, match="nothing is decayed.*optax.flatten"):
+    tx.init(params)
+
+
+def test_the_masked_decay_outside_optax_flatten_works():
+  params = {"w": jnp.ones((3, 3)), "b": jnp.ones(3)}
+  grads = jax.tree.map(jnp.zeros_like, params)
+  tx = optax.chain(
+    optax.flatten(optax.scale_by_adam()),
+    optax_decay.decoupled_decay(0.1, mask=optax_decay.decay_mask),
+    optax.scale_by_learning_rate(0.1),
+  )
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(updates["w"], -0.01)
+  np.testing.assert_array_equal(updates["b"], 0.0)
