@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _report as R  # noqa: E402
-from benchmarks import _torch, run, trace_time  # noqa: E402
+from benchmarks import _torch, adams_cost, run, trace_time  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +200,14 @@ def test_torch_contender_works_on_copies_on_the_chosen_device():
   assert contender.state_bytes >= 2 * 4 * (16 + 8)
   # The NumPy inputs are shared by every contender: torch must not update them in place.
   assert np.all(params["a"] == 1.0) and np.all(grads["b"] == 0.5)
+
+
+def test_adams_reads_the_gradients_once_more_than_adamw_and_no_more():
+  # One extra pass (the mean squared gradient) is the design; without the optimization barrier
+  # in _stable.py XLA makes it three (g·g written out and read back).
+  rows = adams_cost.main(["--quick"])
+  assert len(rows) == 2
+  for row in rows:
+    assert row["adams_passes"] == pytest.approx(row["adamw_passes"] + 1, abs=0.01), row
+    assert row["extra_state_bytes"] == 8  # a step count and one float32 scalar
+    assert math.isfinite(row["ratio"]) and row["ratio"] > 0
