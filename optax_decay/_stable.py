@@ -33,7 +33,7 @@ def _mean_square(grads: Any) -> jax.Array:
     return jnp.zeros([], jnp.float32)
   # Without the barrier XLA merges g·g here with the g² of Adam's second moment into one
   # product, written to memory because the reduction cannot take it in: two extra passes over
-  # the gradients, measured 1.8-2.0x AdamW's step time at 10M parameters; with it, 1.1-1.2x
+  # the gradients, measured 1.8-2.0x AdamW's step time at 2M-10M parameters; with it, 1.1-1.25x
   # (benchmarks/adams_cost.py).
   leaves = jax.lax.optimization_barrier(leaves)
   total = sum(
