@@ -11,7 +11,7 @@ from optax_decay import _add_scaled, _coupling, _masks, _rates
 
 
 def _check_unit_interval(value: Any, name: str, owner: str) -> None:
-  _rates.check_rate(value, name, owner)
+  _rates.check_number(value, name, owner)
   if _rates.is_constant(value) and float(value) > 1:
     raise ValueError(f"{owner}: {name} must lie in [0, 1], got {float(value)}.")
 
@@ -19,12 +19,12 @@ def _check_unit_interval(value: Any, name: str, owner: str) -> None:
 def check_adam(b1, b2, eps, eps_root, owner: str) -> None:
   _check_unit_interval(b1, "b1", owner)
   _check_unit_interval(b2, "b2", owner)
-  _rates.check_rate(eps, "eps", owner)
-  _rates.check_rate(eps_root, "eps_root", owner)
+  _rates.check_number(eps, "eps", owner)
+  _rates.check_number(eps_root, "eps_root", owner)
 
 
 def _momentum(momentum: Any, nesterov: bool, owner: str) -> optax.GradientTransformation:
-  _rates.check_rate(momentum, "momentum", owner)
+  _rates.check_number(momentum, "momentum", owner)
   if isinstance(momentum, (int, float)) and momentum == 0:
     return optax.identity()
   return optax.trace(decay=momentum, nesterov=nesterov)

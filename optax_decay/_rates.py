@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
-__all__ = ["check_rate", "combine_rates", "is_constant", "rate_at"]
+__all__ = ["check_number", "check_rate", "combine_rates", "is_constant", "rate_at"]
 
 
 def _describe(value: Any) -> str:
@@ -51,6 +51,13 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> N
     raise ValueError(f"{owner}: {name} must be non-negative, got {value}.")
   if positive and value == 0:
     raise ValueError(f"{owner}: {name} must be positive, got {value}.")
+
+
+def check_number(value: Any, name: str, owner: str, *, positive: bool = False) -> None:
+  """`check_rate` for an argument that may not be a schedule (betas, eps, momentum, ...)."""
+  if callable(value):
+    raise TypeError(f"{owner}: {name} must be a number, not a schedule.")
+  check_rate(value, name, owner, positive=positive)
 
 
 def rate_at(rate: optax.ScalarOrSchedule, count: jax.Array) -> Any:

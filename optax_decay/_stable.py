@@ -131,13 +131,13 @@ def _stable_decay(
       f"{type(preconditioner).__name__}."
     )
   _rates.check_rate(weight_decay, "weight_decay", owner)
-  _rates.check_rate(b2, "b2", owner)
+  _rates.check_number(b2, "b2", owner)
   if _rates.is_constant(b2) and not float(b2) < 1:
     raise ValueError(
       f"{owner}: b2 must lie in [0, 1), got {float(b2)}: with b2 = 1 the average never moves "
       "and its bias correction divides by zero."
     )
-  _rates.check_rate(eps, "eps", owner)
+  _rates.check_number(eps, "eps", owner)
   _masks.check_mask(mask, owner)
   is_zero = isinstance(weight_decay, (int, float)) and weight_decay == 0
 

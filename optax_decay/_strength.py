@@ -16,9 +16,7 @@ __all__ = [
 
 def _number(value: Any, name: str, owner: str, *, positive: bool = True) -> float:
   """`value` as a float after checking it is a finite, non-negative (or positive) number."""
-  if callable(value):
-    raise TypeError(f"{owner}: {name} must be a number, not a schedule.")
-  _rates.check_rate(value, name, owner, positive=positive)
+  _rates.check_number(value, name, owner, positive=positive)
   if not _rates.is_constant(value):
     raise TypeError(f"{owner}: {name} must be a concrete number, got a traced value.")
   return float(value)

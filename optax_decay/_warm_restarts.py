@@ -112,9 +112,7 @@ def cosine_warm_restarts_multiplier(
   owner = "cosine_warm_restarts_multiplier"
   _check_periods(first_period_steps, period_multiplier, owner)
   for name, value in (("eta_min", eta_min), ("eta_max", eta_max)):
-    if callable(value):
-      raise TypeError(f"{owner}: {name} must be a number, not a schedule.")
-    _rates.check_rate(value, name, owner)
+    _rates.check_number(value, name, owner)
   if _rates.is_constant(eta_min) and _rates.is_constant(eta_max) and eta_min > eta_max:
     raise ValueError(f"{owner}: eta_min={eta_min} exceeds eta_max={eta_max}.")
   period_of = _period_of(first_period_steps, period_multiplier)

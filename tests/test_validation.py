@@ -115,6 +115,17 @@ def test_schedules_are_accepted(ctor, arg):
   CTORS[ctor](**{arg: SCHEDULE})
 
 
+NOT_SCHEDULABLE = [(c, a) for c, a in CTOR_ARG if a not in ("learning_rate", "weight_decay", "l2")]
+
+
+@pytest.mark.parametrize("ctor, arg", NOT_SCHEDULABLE)
+def test_betas_eps_and_momentum_cannot_be_schedules(ctor, arg):
+  # optax's scale_by_adam and trace take numbers only; a schedule would fail deep inside them.
+  with pytest.raises(TypeError, match=f"{arg} must be a number, not a schedule") as info:
+    CTORS[ctor](**{arg: SCHEDULE})
+  assert str(info.value).startswith(f"{ctor}:")
+
+
 @pytest.mark.parametrize("ctor", ["adamw", "adam_l2"])
 @pytest.mark.parametrize("arg", ["b1", "b2"])
 @pytest.mark.parametrize("value", [1.0001, 1.5, 2, np.float32(1.1), jnp.array(1.01)], ids=repr)
