@@ -24,6 +24,7 @@ __all__ = [
   "align_leaves",
   "is_decayable",
   "map_masked_leaves",
+  "require_params",
   "scaled_leaf",
   "schedule_init",
   "schedule_step",
@@ -53,6 +54,12 @@ def schedule_step(rate: optax.ScalarOrSchedule, state: Any) -> tuple[Any, Any]:
   if callable(rate):
     return rate(state.count), DecayScheduleState(jnp.asarray(optax.safe_increment(state.count)))
   return rate, state
+
+
+def require_params(params: Any, owner: str) -> None:
+  """Raises when `update` was called without the parameters the transform needs."""
+  if params is None:
+    raise ValueError(f"{owner} needs the parameters: call update(updates, state, params).")
 
 
 def warn_at_init(mask: _masks.Mask, params: Any, owner: str) -> None:
@@ -152,15 +159,14 @@ def add_scaled_params(
   _masks.check_mask(mask, owner)
   if not isinstance(cautious, bool):
     raise TypeError(f"{owner}: cautious must be True or False, got {cautious!r}.")
-  is_zero = isinstance(rate, (int, float)) and rate == 0
+  is_zero = _rates.is_zero(rate)
 
   def init_fn(params):
     warn_at_init(mask, params, owner)
     return schedule_init(rate)
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(f"{owner} needs the parameters: call update(updates, state, params).")
+    require_params(params, owner)
     rate_t, state = schedule_step(rate, state)
     if is_zero:
       return updates, state

@@ -16,21 +16,27 @@ def _check_unit_interval(value: Any, name: str, owner: str) -> None:
     raise ValueError(f"{owner}: {name} must lie in [0, 1], got {float(value)}.")
 
 
-def check_adam(b1, b2, eps, eps_root, owner: str) -> None:
+def adam_preconditioner(
+  owner: str, *, b1, b2, eps, eps_root, mu_dtype, nesterov
+) -> optax.GradientTransformation:
+  """``optax.scale_by_adam`` after checking its arguments, errors prefixed by `owner`."""
   _check_unit_interval(b1, "b1", owner)
   _check_unit_interval(b2, "b2", owner)
   _rates.check_number(eps, "eps", owner)
   _rates.check_number(eps_root, "eps_root", owner)
+  return optax.scale_by_adam(
+    b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+  )
 
 
 def _momentum(momentum: Any, nesterov: bool, owner: str) -> optax.GradientTransformation:
   _rates.check_number(momentum, "momentum", owner)
-  if isinstance(momentum, (int, float)) and momentum == 0:
+  if _rates.is_zero(momentum):
     return optax.identity()
   return optax.trace(decay=momentum, nesterov=nesterov)
 
 
-def _learning_rate(learning_rate: Any, owner: str) -> optax.GradientTransformation:
+def learning_rate_step(learning_rate: Any, owner: str) -> optax.GradientTransformation:
   _rates.check_rate(learning_rate, "learning_rate", owner)
   return optax.scale_by_learning_rate(learning_rate)
 
@@ -118,9 +124,8 @@ def adamw_for(
   owner: str, *, b1, b2, eps, eps_root, mu_dtype, nesterov, **decay
 ) -> optax.GradientTransformation:
   """:func:`adamw` with its errors and warnings prefixed by `owner` (adamwr builds on it)."""
-  check_adam(b1, b2, eps, eps_root, owner)
-  adam = optax.scale_by_adam(
-    b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+  adam = adam_preconditioner(
+    owner, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
   )
   return optax.chain(adam, _coupling.decay_chain(**decay, owner=owner))
 
@@ -171,13 +176,13 @@ def adam_l2(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
-  check_adam(b1, b2, eps, eps_root, "adam_l2")
+  owner = "adam_l2"
   return optax.chain(
-    _add_scaled.add_scaled_params(l2, mask, "adam_l2", "l2"),
-    optax.scale_by_adam(
-      b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+    _add_scaled.add_scaled_params(l2, mask, owner, "l2"),
+    adam_preconditioner(
+      owner, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
     ),
-    _learning_rate(learning_rate, "adam_l2"),
+    learning_rate_step(learning_rate, owner),
   )
 
 
@@ -301,7 +306,7 @@ def sgd_l2(
   tx = optax.chain(
     _add_scaled.add_scaled_params(l2, mask, "sgd_l2", "l2"),
     _momentum(momentum, nesterov, "sgd_l2"),
-    _learning_rate(learning_rate, "sgd_l2"),
+    learning_rate_step(learning_rate, "sgd_l2"),
   )
   if _rates.is_constant(learning_rate) and _rates.is_constant(l2):
     # The first step alone shrinks each weight by lr·l2, momentum or not.

@@ -128,7 +128,7 @@ def decay_to_anchor(
   # The same mechanism as decoupled_decay with w − anchor in place of w.
   _rates.check_rate(weight_decay, "weight_decay", _OWNER)
   _masks.check_mask(mask, _OWNER)
-  is_zero = isinstance(weight_decay, (int, float)) and weight_decay == 0
+  is_zero = _rates.is_zero(weight_decay)
 
   def init_fn(params):
     _add_scaled.warn_at_init(mask, params, _OWNER)
@@ -136,8 +136,7 @@ def decay_to_anchor(
     return DecayToAnchorState(anchor=anchor_tree, count=jnp.zeros([], jnp.int32))
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+    _add_scaled.require_params(params, _OWNER)
     rate_t = _rates.rate_at(weight_decay, state.count)
     next_state = DecayToAnchorState(state.anchor, jnp.asarray(optax.safe_increment(state.count)))
     if is_zero:

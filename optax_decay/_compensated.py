@@ -84,10 +84,7 @@ def compensated_summation() -> optax.GradientTransformation:
     )
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(
-        "compensated_summation needs the parameters: call update(updates, state, params)."
-      )
+    _add_scaled.require_params(params, "compensated_summation")
 
     def leaf(u, p, e):
       if isinstance(e, optax.MaskedNode):

@@ -49,9 +49,7 @@ def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, own
     name = "peak_learning_rate (by default the learning_rate)"
   else:
     name = "peak_learning_rate"
-  if callable(peak_learning_rate):
-    raise TypeError(f"{owner}: peak_learning_rate must be a number, not a schedule.")
-  _rates.check_rate(peak_learning_rate, name, owner, positive=True)
+  _rates.check_number(peak_learning_rate, name, owner, positive=True)
   return peak_learning_rate
 
 

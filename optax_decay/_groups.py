@@ -134,7 +134,7 @@ def decoupled_decay_groups(
     _rates.check_rate(rate, f"weight_decay[{group!r}]", _OWNER)
   groups = list(weight_decay)
   rates = [weight_decay[g] for g in groups]
-  is_zero = [isinstance(r, (int, float)) and r == 0 for r in rates]
+  is_zero = [_rates.is_zero(r) for r in rates]
   scheduled = any(callable(r) for r in rates)
 
   def init_fn(params):
@@ -144,8 +144,7 @@ def decoupled_decay_groups(
     return optax.EmptyState()
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+    _add_scaled.require_params(params, _OWNER)
     if scheduled:
       rates_t = [_rates.rate_at(r, state.count) for r in rates]
       state = _add_scaled.DecayScheduleState(count=jnp.asarray(optax.safe_increment(state.count)))

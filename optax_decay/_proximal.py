@@ -132,15 +132,14 @@ def proximal_l1(
   peak = _coupling.resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
   _masks.check_mask(mask, _OWNER)
   tau = _threshold(l1, learning_rate, coupling, peak)
-  is_zero = any(isinstance(x, (int, float)) and x == 0 for x in (l1, tau))
+  is_zero = _rates.is_zero(l1) or _rates.is_zero(tau)
 
   def init_fn(params):
     _add_scaled.warn_at_init(mask, params, _OWNER)
     return _add_scaled.schedule_init(tau)
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(f"{_OWNER} needs the parameters: call update(updates, state, params).")
+    _add_scaled.require_params(params, _OWNER)
     tau_t, state = _add_scaled.schedule_step(tau, state)
     if is_zero:
       return updates, state

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
-__all__ = ["check_number", "check_rate", "combine_rates", "is_constant", "rate_at"]
+__all__ = ["check_number", "check_rate", "combine_rates", "is_constant", "is_zero", "rate_at"]
 
 
 def _describe(value: Any) -> str:
@@ -23,6 +23,11 @@ def is_constant(rate: Any) -> bool:
   if callable(rate) or isinstance(rate, Tracer):
     return False
   return isinstance(rate, (int, float, np.generic, np.ndarray, jax.Array))
+
+
+def is_zero(rate: Any) -> bool:
+  """True when `rate` is the Python number 0: a regularizer that can be left out entirely."""
+  return isinstance(rate, (int, float)) and rate == 0
 
 
 def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> None:

@@ -139,7 +139,7 @@ def _stable_decay(
     )
   _rates.check_number(eps, "eps", owner)
   _masks.check_mask(mask, owner)
-  is_zero = isinstance(weight_decay, (int, float)) and weight_decay == 0
+  is_zero = _rates.is_zero(weight_decay)
 
   def init_fn(params):
     _add_scaled.warn_at_init(mask, params, owner)
@@ -150,8 +150,7 @@ def _stable_decay(
     )
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError(f"{owner} needs the parameters: call update(updates, state, params).")
+    _add_scaled.require_params(params, owner)
     rate = _rates.rate_at(weight_decay, state.count)
     count = jnp.asarray(optax.safe_increment(state.count))
     # Written as optax's Adam writes its moment and bias correction (1 - b2 formed before any
@@ -218,12 +217,10 @@ def adams(
     NeurIPS 2023.
   """
   owner = "adams"
-  _alias.check_adam(b1, b2, eps, eps_root, owner)
-  _rates.check_rate(learning_rate, "learning_rate", owner)
-  adam = optax.scale_by_adam(
-    b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
+  adam = _alias.adam_preconditioner(
+    owner, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
   )
   return optax.chain(
     _stable_decay(adam, weight_decay, b2, eps, mask, owner),
-    optax.scale_by_learning_rate(learning_rate),
+    _alias.learning_rate_step(learning_rate, owner),
   )

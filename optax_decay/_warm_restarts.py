@@ -171,9 +171,7 @@ def restart_normalized_weight_decay(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019, Appendices B.1 and B.2.
   """
   owner = "restart_normalized_weight_decay"
-  if callable(weight_decay_norm):
-    raise TypeError(f"{owner}: weight_decay_norm must be a number, not a schedule.")
-  _rates.check_rate(weight_decay_norm, "weight_decay_norm", owner)
+  _rates.check_number(weight_decay_norm, "weight_decay_norm", owner)
   _check_periods(first_period_steps, period_multiplier, owner)
   if _rates.is_constant(weight_decay_norm) and weight_decay_norm / first_period_steps**0.5 >= 1:
     raise ValueError(
