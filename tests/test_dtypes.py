@@ -454,11 +454,8 @@ def test_decay_schedule_state_is_a_picklable_namedtuple():
   assert int(back.count) == 7
 
 
-@pytest.mark.parametrize("name", list(STATEFUL))
-def test_jitted_step_traces_once(name):
-  params = _params()
-  tx = STATEFUL[name]()
-
+def _run_tracing_once(tx, params, steps):
+  """`steps` jitted steps of `tx`; fails if the step is traced more than once."""
   chex.clear_trace_counter()  # the counter is keyed by the function's code, shared by parameters
 
   @jax.jit
@@ -468,8 +465,14 @@ def test_jitted_step_traces_once(name):
     return optax.apply_updates(params, updates), state
 
   state = tx.init(params)
-  for _ in range(5):
+  for _ in range(steps):
     params, state = step(params, state)
+  return params
+
+
+@pytest.mark.parametrize("name", list(STATEFUL))
+def test_jitted_step_traces_once(name):
+  params = _run_tracing_once(STATEFUL[name](), _params(), steps=5)
   assert all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(params))
 
 
@@ -483,18 +486,5 @@ def test_jitted_step_traces_once(name):
   ids=["adamw", "sgdw_none", "adam_l2"],
 )
 def test_jitted_bf16_step_traces_once(make):
-  params = _bf16_params()
-  tx = make()
-
-  chex.clear_trace_counter()  # the counter is keyed by the function's code, shared by parameters
-
-  @jax.jit
-  @chex.assert_max_traces(n=1)
-  def step(params, state):
-    updates, state = tx.update(_grads(params), state, params)
-    return optax.apply_updates(params, updates), state
-
-  state = tx.init(params)
-  for _ in range(4):
-    params, state = step(params, state)
+  params = _run_tracing_once(make(), _bf16_params(), steps=4)
   assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
