@@ -18,6 +18,7 @@ if __package__ in (None, ""):
   sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax.numpy as jnp
+import numpy as np
 
 import optax_decay
 from benchmarks import _contenders as C
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     row = {
       "n_params": n_params,
       "n_leaves": n_leaves,
-      "adamw_ms": 1e3 * float(sorted(times[:, 0])[repeats // 2]),
-      "adams_ms": 1e3 * float(sorted(times[:, 1])[repeats // 2]),
+      "adamw_ms": 1e3 * float(np.median(times[:, 0])),
+      "adams_ms": 1e3 * float(np.median(times[:, 1])),
       "ratio": ratio,
       "ratio_lo": low,
       "ratio_hi": high,
