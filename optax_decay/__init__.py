@@ -13,6 +13,7 @@ from optax_decay._coupling import COUPLINGS as COUPLINGS
 from optax_decay._coupling import (
   scale_by_learning_rate_and_decay as scale_by_learning_rate_and_decay,
 )
+from optax_decay._decay_mask import EMBEDDING_WORDS as EMBEDDING_WORDS
 from optax_decay._decay_mask import NO_DECAY_WORDS as NO_DECAY_WORDS
 from optax_decay._decay_mask import decay_mask as decay_mask
 from optax_decay._decoupled import decoupled_decay as decoupled_decay
@@ -43,6 +44,7 @@ __all__ = [
   "CompensatedSummationState",
   "DecayScheduleState",
   "DecayToAnchorState",
+  "EMBEDDING_WORDS",
   "NO_DECAY_WORDS",
   "StableDecoupledDecayState",
   "adam_l2",

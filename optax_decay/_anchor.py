@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.core import Tracer
 
 from optax_decay import _add_scaled, _masks, _rates
 
@@ -28,17 +29,21 @@ def _mismatch(where: str, detail: str) -> ValueError:
 
 
 def _anchor_like(anchor: Any, params: Any) -> Any:
-  """`anchor` laid out like `params`, in each parameter's dtype; None at non-float leaves.
+  """`anchor` laid out like `params`: a copy of each float leaf, in its parameter's dtype and
+  sharding; the parameters' placeholders (`None`, `optax.MaskedNode`) where they have them;
+  None at the other non-float leaves.
 
   Leaves are matched by path, as masks are, so a plain dict anchor works with an `nnx.State` of
-  parameters and the other way round.
+  parameters and the other way round, and an anchor over the whole parameters works inside
+  `optax.partition`, whose other groups' leaves the transform sees as `MaskedNode`s. Always a
+  copy, never the caller's buffers, so that donating the parameters to a jitted step leaves the
+  anchor alive.
   """
-  path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-  if anchor is None:  # a copy, so that donating the parameters leaves the anchor alive
-    leaves = [
-      jnp.array(p, copy=True) if _add_scaled.is_decayable(p) else None for _, p in path_leaves
-    ]
-    return treedef.unflatten(leaves)
+  path_leaves, treedef = jax.tree_util.tree_flatten_with_path(params, is_leaf=_masks.is_placeholder)
+  if anchor is None:
+    return treedef.unflatten(
+      [_copy_like(p, p) if _add_scaled.is_decayable(p) else _absent(p) for _, p in path_leaves]
+    )
 
   given = {
     _masks.path_key(path): (path, value)
@@ -46,9 +51,13 @@ def _anchor_like(anchor: Any, params: Any) -> Any:
   }
   leaves = []
   for path, param in path_leaves:
-    _, value = given.pop(_masks.path_key(path), (None, None))
+    key = _masks.path_key(path)
+    _, value = given.pop(key, (None, None))
+    if _masks.is_placeholder(param):
+      # Entries at (or under) a placeholder belong to no parameter of this transform.
+      given = {k: v for k, v in given.items() if k[: len(key)] != key}
     if not _add_scaled.is_decayable(param):
-      leaves.append(None)
+      leaves.append(_absent(param))
       continue
     where = jax.tree_util.keystr(path)
     if value is None:
@@ -57,11 +66,24 @@ def _anchor_like(anchor: Any, params: Any) -> Any:
       raise _mismatch(
         f"entry at {where}", f"has shape {jnp.shape(value)}, the parameter {jnp.shape(param)}"
       )
-    leaves.append(jnp.asarray(value, jnp.result_type(param)))
+    leaves.append(_copy_like(value, param))
   if given:
     path, _ = next(iter(given.values()))
     raise _mismatch(f"entry at {jax.tree_util.keystr(path)}", "matches no parameter")
   return treedef.unflatten(leaves)
+
+
+def _absent(param: Any) -> Any:
+  """The anchor's entry for a parameter leaf that is not decayed: its placeholder, or None."""
+  return param if _masks.is_placeholder(param) else None
+
+
+def _copy_like(value: Any, param: Any) -> jax.Array:
+  """A new array holding `value` in `param`'s dtype, on `param`'s devices when it has them."""
+  copy = jnp.array(value, dtype=jnp.result_type(param), copy=True)
+  if isinstance(param, jax.Array) and not isinstance(param, Tracer):
+    copy = jax.device_put(copy, param.sharding)
+  return copy
 
 
 def decay_to_anchor(
@@ -126,7 +148,7 @@ def decay_to_anchor(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019.
   """
   # The same mechanism as decoupled_decay with w − anchor in place of w.
-  _rates.check_rate(weight_decay, "weight_decay", _OWNER)
+  weight_decay = _rates.check_rate(weight_decay, "weight_decay", _OWNER)
   _masks.check_mask(mask, _OWNER)
   is_zero = _rates.is_zero(weight_decay)
 
@@ -135,11 +157,11 @@ def decay_to_anchor(
     anchor_tree = _anchor_like(anchor, _masks.unwrap_variables(params))
     return DecayToAnchorState(anchor=anchor_tree, count=jnp.zeros([], jnp.int32))
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None) -> tuple[Any, Any]:
     _add_scaled.require_params(params, _OWNER)
     rate_t = _rates.rate_at(weight_decay, state.count)
     next_state = DecayToAnchorState(state.anchor, jnp.asarray(optax.safe_increment(state.count)))
-    if is_zero:
+    if updates is None or is_zero:
       return updates, next_state
     updates = _add_scaled.map_masked_leaves(
       lambda u, w, a: _add_scaled.scaled_leaf(u, w, rate_t, w - a),

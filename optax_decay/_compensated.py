@@ -21,8 +21,8 @@ class CompensatedSummationState(NamedTuple):
 
 
 def _needs_compensation(leaf: Any) -> bool:
-  dtype = jnp.result_type(leaf)
-  return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+  dtype = getattr(leaf, "dtype", None)
+  return dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
 
 
 def _zeros_laid_out_like(param: Any) -> jax.Array:
@@ -80,14 +80,17 @@ def compensated_summation() -> optax.GradientTransformation:
       error=jax.tree.map(
         lambda p: _zeros_laid_out_like(p) if _needs_compensation(p) else optax.MaskedNode(),
         params,
+        is_leaf=_masks.is_placeholder,
       )
     )
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None) -> tuple[Any, Any]:
     _add_scaled.require_params(params, "compensated_summation")
+    if updates is None:
+      return None, state
 
     def leaf(u, p, e):
-      if isinstance(e, optax.MaskedNode):
+      if isinstance(e, optax.MaskedNode) or _masks.is_placeholder(u):
         return u, e
       exact = p.astype(jnp.float32) + u.astype(jnp.float32) + e
       rounded = exact.astype(p.dtype)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.core import Tracer
 
 from optax_decay import _add_scaled, _masks, _rates
 
@@ -15,14 +15,31 @@ __all__ = [
   "COUPLINGS",
   "check_coupling",
   "check_per_step_fraction",
-  "decay_chain",
+  "decay_parts",
+  "per_step_rate",
   "resolve_peak",
   "scale_by_learning_rate_and_decay",
 ]
 
-COUPLINGS = ("lr", "schedule", "corrected", "none")
+# The decay per step, c_t·λ_t, of each coupling: the one table used by the decay, the per-step
+# checks and proximal L1. Each is written as the rate a decay placed after the learning-rate
+# scaling multiplies the weights by; "lr" is the exception in how it is *built* (see
+# `decay_parts`), so as to stay optax.adamw bit for bit.
+_PER_STEP = {
+  "lr": lambda wd, lr, peak: wd * lr,
+  "schedule": lambda wd, lr, peak: wd * lr / peak,
+  "corrected": lambda wd, lr, peak: wd * lr * lr / peak,
+  "none": lambda wd, lr, peak: wd,
+}
+COUPLINGS = tuple(_PER_STEP)
 _NEEDS_PEAK = ("schedule", "corrected")
 _OWNER = "scale_by_learning_rate_and_decay"
+
+# Steps at which a learning-rate schedule is sampled to find its maximum: every step of a
+# warm-up up to 4096 steps, then a geometric grid up to 2**31 - 1.
+_SAMPLE_STEPS = np.unique(
+  np.concatenate([np.arange(4097), np.geomspace(4096, 2**31 - 1, 512).astype(np.int64)])
+).astype(np.int32)
 
 
 def check_coupling(coupling: Any, owner: str) -> None:
@@ -32,6 +49,14 @@ def check_coupling(coupling: Any, owner: str) -> None:
 
 
 def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, owner: str) -> Any:
+  """The peak that "schedule" and "corrected" divide by, checked; None for the other couplings.
+
+  It defaults to the learning rate only when that is a plain number. A schedule needs an
+  explicit peak, and so does an array: ``optax.inject_hyperparams`` turns a schedule into its
+  value at each step, which would otherwise become the peak and cancel the schedule out of the
+  decay (:func:`optax_decay.inject_hyperparams` fills in a constant learning rate as the peak
+  before injecting it).
+  """
   if coupling not in _NEEDS_PEAK:
     if peak_learning_rate is not None:
       raise ValueError(
@@ -40,32 +65,76 @@ def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, own
       )
     return None
   if peak_learning_rate is None:
-    if callable(learning_rate):
+    if not isinstance(learning_rate, (int, float, np.generic)):
       raise ValueError(
-        f"{owner}: coupling={coupling!r} with a learning-rate schedule needs "
-        "peak_learning_rate, the value that the schedule multiplier divides by."
+        f"{owner}: coupling={coupling!r} needs peak_learning_rate, the value that the "
+        "schedule multiplier lr_t/peak divides by, when learning_rate is a schedule or an "
+        "array (optax.inject_hyperparams passes every learning rate as an array: there the "
+        "current value would become the peak). Pass peak_learning_rate=<the schedule's "
+        "maximum>, or inject with optax_decay.inject_hyperparams, which keeps a constant "
+        "learning rate as the peak."
       )
-    peak_learning_rate = learning_rate
-    name = "peak_learning_rate (by default the learning_rate)"
+    return _rates.check_number(
+      learning_rate, "peak_learning_rate (by default the learning_rate)", owner, positive=True
+    )
+  peak = _rates.check_number(peak_learning_rate, "peak_learning_rate", owner, positive=True)
+  _check_peak_is_the_maximum(learning_rate, peak, owner)
+  return peak
+
+
+def _check_peak_is_the_maximum(learning_rate: Any, peak: Any, owner: str) -> None:
+  """Raises when the learning rate is known, where it is cheap to know, to exceed the peak.
+
+  A peak below the maximum makes lr_t/peak exceed 1 and multiplies the decay silently. A
+  schedule is evaluated once, at construction, on `_SAMPLE_STEPS`; a schedule that cannot be
+  evaluated on an array of steps, or values that are traced, are not checked.
+  """
+  if not _rates.is_constant(peak):
+    return
+  if callable(learning_rate):
+    try:
+      values = _rates.unchecked(learning_rate)(jax.numpy.asarray(_SAMPLE_STEPS))
+    except Exception:  # noqa: BLE001 -- best effort: a scalar-only schedule is not checked
+      return
+    if isinstance(values, Tracer) or np.shape(values) != _SAMPLE_STEPS.shape:
+      return
+    values = np.asarray(values, np.float64)
+    at = int(np.argmax(values))
+    step, highest = int(_SAMPLE_STEPS[at]), float(values[at])
+  elif _rates.is_constant(learning_rate):
+    step, highest = None, float(learning_rate)
   else:
-    name = "peak_learning_rate"
-  _rates.check_number(peak_learning_rate, name, owner, positive=True)
-  return peak_learning_rate
+    return
+  # float32 schedules round a peak of 1e-3 up by up to 2^-24 relative.
+  if highest > float(peak) * (1 + 1e-6):
+    where = "the learning rate" if step is None else f"the schedule at step {step}"
+    raise ValueError(
+      f"{owner}: {where} is {highest:.6g}, above peak_learning_rate={float(peak):.6g}, so "
+      "lr_t/peak exceeds 1 and multiplies the decay. Pass the schedule's maximum as "
+      "peak_learning_rate."
+    )
 
 
-def _per_step_fraction(coupling: str, lr: Any, wd: Any, peak: Any) -> float | None:
+def per_step_rate(coupling: str, weight_decay: Any, learning_rate: Any, peak: Any) -> Any:
+  """c_t·λ_t, the fraction of each weight removed at step t: a number or a schedule.
+
+  Constants are combined in Python floats at construction, schedules in float32 at each step;
+  either way the product is formed before it meets a parameter, and cast once to its dtype.
+  """
+  if coupling == "none":
+    return weight_decay
+  per_step = _PER_STEP[coupling]
+  return _rates.combine_rates(per_step, weight_decay, learning_rate, peak)
+
+
+def _constant_per_step(coupling: str, learning_rate: Any, weight_decay: Any, peak: Any):
   """The constant fraction of each weight removed per step, or None when not a constant."""
-  known = [x for x in (lr, wd, peak) if x is not None]
+  known = [x for x in (learning_rate, weight_decay, peak) if x is not None]
   if not all(_rates.is_constant(x) for x in known):
     return None
-  lr, wd = float(lr), float(wd)
-  if coupling == "lr":
-    return lr * wd
-  if coupling == "schedule":
-    return lr * wd / float(peak)
-  if coupling == "corrected":
-    return lr * lr * wd / float(peak)
-  return wd
+  lr = float(learning_rate) if learning_rate is not None else None
+  pk = float(peak) if peak is not None else None
+  return float(_PER_STEP[coupling](float(weight_decay), lr, pk))
 
 
 def check_per_step_fraction(fraction: float | None, owner: str) -> None:
@@ -75,23 +144,6 @@ def check_per_step_fraction(fraction: float | None, owner: str) -> None:
       f"{owner}: the decay would remove {fraction:.3g} of each weight per step; a fraction "
       "≥ 1 flips the weights' sign. Lower the decay or the learning rate."
     )
-
-
-def _warn_if_below_resolution(fraction: float, flags, leaves, owner: str) -> None:
-  for flag, leaf in zip(flags, leaves, strict=True):
-    if not flag or not _add_scaled.is_decayable(leaf):
-      continue
-    eps = float(jnp.finfo(jnp.result_type(leaf)).eps)
-    if 0 < fraction < eps / 2:
-      warnings.warn(
-        f"{owner}: the decay removes {fraction:.3g} of each weight per step, less than half "
-        f"the spacing of {jnp.result_type(leaf)} numbers near 1 ({eps / 2:.3g}); on its own "
-        "w·(1 - fraction) rounds back to w, so the decay barely acts. Chain "
-        "optax_decay.compensated_summation() last to carry the rounding error over, or use "
-        "higher-precision parameters.",
-        stacklevel=3,
-      )
-      return
 
 
 def scale_by_learning_rate_and_decay(
@@ -127,11 +179,13 @@ def scale_by_learning_rate_and_decay(
   learning rate is, which is what makes the paper's (lr, λ) landscape separable; ``"lr"`` removes
   lr·λ·w, so a tuned λ has to change with the learning rate.
 
-  Built from :func:`decoupled_decay` and optax primitives: for ``"lr"``, ``"schedule"`` and
-  ``"corrected"`` it is ``chain(decoupled_decay(κ), optax.scale_by_learning_rate(lr))`` with
-  κ_t = λ_t, λ_t/peak and λ_t·lr_t/peak; for ``"none"`` it is
-  ``chain(optax.scale_by_learning_rate(lr, flip_sign=False), decoupled_decay(λ),
-  optax.scale(-1.0))``, exact even at steps where lr_t = 0.
+  Built from optax primitives and the mechanism of :func:`decoupled_decay`: for ``"lr"`` it is
+  ``chain(decoupled_decay(λ), optax.scale_by_learning_rate(lr))``, optax's own order, so that
+  :func:`adamw` is ``optax.adamw`` bit for bit. For the other couplings it is
+  ``optax.scale_by_learning_rate(lr)`` followed by a decay that subtracts
+  :math:`c_t\lambda_t w_{t-1}`, the rate :math:`c_t\lambda_t` formed in float32 (or in Python
+  floats when constant) and cast once to each parameter's dtype: with float16 parameters,
+  λ/peak alone may exceed float16's range where :math:`c_t\lambda_t \le 1` does not.
 
   Args:
     learning_rate: lr ≥ 0, a float, scalar array or schedule of the step count.
@@ -139,8 +193,10 @@ def scale_by_learning_rate_and_decay(
       see the same count: 0 at the first ``update``, one more at each.
     mask: which parameters are decayed; see :func:`decoupled_decay`.
     coupling: one of ``"lr"``, ``"schedule"``, ``"corrected"``, ``"none"``.
-    peak_learning_rate: the ``peak`` above, used by ``"schedule"`` and ``"corrected"`` only.
-      Defaults to ``learning_rate`` when that is a number; required when it is a schedule.
+    peak_learning_rate: the ``peak`` above, used by ``"schedule"`` and ``"corrected"`` only:
+      the learning rate's maximum (a smaller one raises, where a schedule's maximum can be
+      found by sampling it). Defaults to ``learning_rate`` when that is a number; required when
+      it is a schedule or an array, as under ``optax.inject_hyperparams``.
     cautious: decay only where the update and the weight agree in sign; see
       :func:`decoupled_decay`.
 
@@ -153,7 +209,7 @@ def scale_by_learning_rate_and_decay(
 
   Warns:
     UserWarning: at ``init``, when a constant per-step decay c·λ is below half the precision
-      of a decayed parameter's dtype, so that it rounds away.
+      of a decayed 16-bit (bfloat16 or float16) parameter, so that it rounds away.
 
   Example:
     >>> import jax.numpy as jnp, optax, optax_decay
@@ -174,18 +230,20 @@ def scale_by_learning_rate_and_decay(
     Defazio, `Why Gradients Rapidly Increase Near the End of Training
     <https://arxiv.org/abs/2506.02285>`_, 2025.
   """
-  return decay_chain(
-    learning_rate,
-    weight_decay,
-    mask,
-    coupling=coupling,
-    peak_learning_rate=peak_learning_rate,
-    cautious=cautious,
-    owner=_OWNER,
+  return optax.chain(
+    *decay_parts(
+      learning_rate,
+      weight_decay,
+      mask,
+      coupling=coupling,
+      peak_learning_rate=peak_learning_rate,
+      cautious=cautious,
+      owner=_OWNER,
+    )
   )
 
 
-def decay_chain(
+def decay_parts(
   learning_rate: optax.ScalarOrSchedule,
   weight_decay: optax.ScalarOrSchedule,
   mask: _masks.Mask,
@@ -194,45 +252,35 @@ def decay_chain(
   peak_learning_rate: float | jax.Array | None,
   cautious: bool,
   owner: str,
-) -> optax.GradientTransformation:
-  """:func:`scale_by_learning_rate_and_decay`, its errors and warnings prefixed by `owner`."""
+) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """The two links of :func:`scale_by_learning_rate_and_decay`, errors prefixed by `owner`.
+
+  Returned as links rather than a chain so that an optimizer built on them has optax's flat
+  state: `optax_decay.adamw` is `chain(scale_by_adam, *decay_parts(...))`, laid out as
+  `optax.adamw`, so that checkpoints restore across the two.
+  """
   check_coupling(coupling, owner)
-  _rates.check_rate(learning_rate, "learning_rate", owner)
-  _rates.check_rate(weight_decay, "weight_decay", owner)
+  learning_rate = _rates.check_rate(learning_rate, "learning_rate", owner)
+  weight_decay = _rates.check_rate(weight_decay, "weight_decay", owner)
   peak = resolve_peak(learning_rate, peak_learning_rate, coupling, owner)
-  fraction = _per_step_fraction(coupling, learning_rate, weight_decay, peak)
+  fraction = _constant_per_step(coupling, learning_rate, weight_decay, peak)
   check_per_step_fraction(fraction, f"{owner} with coupling={coupling!r}")
 
-  def decay(rate):
-    return _add_scaled.add_scaled_params(rate, mask, owner, "weight_decay", cautious=cautious)
-
-  if coupling == "none":
-    inner = optax.chain(
-      optax.scale_by_learning_rate(learning_rate, flip_sign=False),
-      decay(weight_decay),
-      optax.scale(-1.0),
+  if coupling == "lr":
+    # optax.adamw's order, bit for bit: the decay joins the update before the lr scales both.
+    decay = _add_scaled.add_scaled_params(
+      weight_decay, mask, owner, "weight_decay", cautious=cautious, per_step=fraction
     )
-  else:
-    if coupling == "lr":
-      rate = weight_decay
-    elif coupling == "schedule":
-      rate = _rates.combine_rates(lambda wd, pk: wd / pk, weight_decay, peak)
-    else:
-      rate = _rates.combine_rates(
-        lambda wd, lr, pk: wd * lr / pk, weight_decay, learning_rate, peak
-      )
-    inner = optax.chain(
-      decay(rate),
-      optax.scale_by_learning_rate(learning_rate),
-    )
-
-  if fraction is None or fraction == 0:
-    return inner
-
-  def init_fn(params):
-    flags = _masks.leaf_mask(mask, params, owner)
-    leaves = _masks.param_leaves(params)
-    _warn_if_below_resolution(fraction, flags, leaves, owner)
-    return inner.init(params)
-
-  return optax.GradientTransformation(init_fn, inner.update)
+    return decay, optax.scale_by_learning_rate(learning_rate)
+  # The other couplings subtract c_t·λ_t·w after the lr scaling, with the rate formed in full
+  # (float32) precision first: c_t·λ_t is at most 1, where λ_t/peak alone can exceed float16.
+  decay = _add_scaled.add_scaled_params(
+    per_step_rate(coupling, weight_decay, learning_rate, peak),
+    mask,
+    owner,
+    "weight_decay",
+    direction=lambda w: -w,
+    cautious=cautious,
+    per_step=fraction,
+  )
+  return optax.scale_by_learning_rate(learning_rate), decay

@@ -13,7 +13,7 @@ import numpy as np
 
 from optax_decay import _masks
 
-__all__ = ["NO_DECAY_WORDS", "decay_mask"]
+__all__ = ["EMBEDDING_WORDS", "NO_DECAY_WORDS", "decay_mask"]
 
 NO_DECAY_WORDS = frozenset(
   {
@@ -28,13 +28,19 @@ NO_DECAY_WORDS = frozenset(
     "groupnorm",
     "rmsnorm",
     "instancenorm",
-    "emb",
-    "embed",
-    "embeds",
-    "embedding",
-    "embeddings",
   }
 )
+
+EMBEDDING_WORDS = frozenset(
+  {"emb", "embed", "embeds", "embedding", "embeddings", "embedder", "embedders"}
+)
+
+# Learned tokens: timm's `cls_token`, `reg_token`, `dist_token`, DINOv2's `register_tokens` and
+# `mask_token`, big_vision's `cls` and its MAP head's `probe`. Leaf keys only: `cls/...` is also
+# the name of BERT's pre-training heads.
+_TOKEN_WORDS = frozenset({"token", "tokens", "cls", "probe"})
+# The key under which an embedding module keeps its table, when the module's own key names it.
+_TABLE_KEYS = frozenset({"weight", "table", "embedding", "embeddings"})
 
 # Words of a path: an acronym (`RMS` in `RMSNorm`), a capitalised or lower-case word, or a number.
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -52,19 +58,46 @@ def _path_names(path: tuple[Any, ...]) -> list[str]:
   return [_entry_name(entry) for entry in path]
 
 
-def _has_default_no_decay_name(names: list[str]) -> bool:
-  if names and names[-1].lower() == "b":
+def _words(name: str) -> set[str]:
+  return {word.lower() for word in _WORDS.findall(name)}
+
+
+def _has_default_no_decay_name(names: list[str], ndim: int) -> bool:
+  if not names:
+    return False
+  leaf = names[-1]
+  if leaf.lower() == "b" or any(_words(name) & NO_DECAY_WORDS for name in names):
     return True
-  return any(word.lower() in NO_DECAY_WORDS for name in names for word in _WORDS.findall(name))
+  if _words(leaf) & (EMBEDDING_WORDS | _TOKEN_WORDS):
+    return True
+  # A table kept under a generic key (`eqx.nn.Embedding`'s `weight`) is named by its module; a
+  # convolution stored the same way (`patch_embedding/weight`) has more than two dimensions.
+  return (
+    len(names) > 1
+    and leaf.lower() in _TABLE_KEYS
+    and ndim == 2
+    and bool(_words(names[-2]) & EMBEDDING_WORDS)
+  )
 
 
-def _compile(patterns: str | Iterable[str], name: str) -> list[re.Pattern[str]]:
+def _patterns(patterns: Any, name: str) -> tuple[str, ...]:
   if isinstance(patterns, str):
-    patterns = (patterns,)
-  compiled = []
+    return (patterns,)
+  if isinstance(patterns, (bytes, bytearray)) or not isinstance(patterns, Iterable):
+    raise TypeError(
+      f"{_OWNER}: {name} takes a regular expression (str) or an iterable of them, got "
+      f"{patterns!r}; pass () for none."
+    )
+  patterns = tuple(patterns)  # once: a generator would be empty at the next call
   for pattern in patterns:
     if not isinstance(pattern, str):
       raise TypeError(f"{_OWNER}: {name} must hold regular expressions (str), got {pattern!r}.")
+  return patterns
+
+
+def _compile(patterns: tuple[str, ...], name: str) -> list[re.Pattern[str]]:
+  compiled = []
+  for pattern in patterns:
     try:
       compiled.append(re.compile(pattern, re.IGNORECASE))
     except re.error as err:
@@ -103,7 +136,7 @@ def decay_mask(
   min_ndim: int = 2,
   default_rules: bool = True,
 ) -> Any:
-  r"""The mask that decays kernels and leaves biases, norm layers and embeddings alone.
+  r"""The mask that decays kernels and leaves biases, norm layers, embeddings and tokens alone.
 
   A floating-point array leaf with path :math:`p` and :math:`d` dimensions is decayed when
 
@@ -125,15 +158,43 @@ def decay_mask(
 
   **Default rules** (``default_rules=True``). Each key is split into lower-cased words at
   non-letters, digits and camelCase boundaries (``LayerNorm_0`` → layer, norm, 0; ``RMSNorm``
-  → rms, norm; ``ln_f`` → ln, f; ``norm1`` → norm, 1; ``embed_tokens`` → embed, tokens). A leaf is
-  not decayed when the *last* key is exactly ``b`` (Haiku's bias), or when any key of its path
-  contains one of the words in :data:`NO_DECAY_WORDS`: ``bias``, ``biases``; ``norm``,
-  ``norms``, ``ln``, ``bn``, ``layernorm``, ``batchnorm``, ``groupnorm``, ``rmsnorm``,
-  ``instancenorm`` (which covers every leaf of a norm layer, its ``scale`` included);
-  ``emb``, ``embed``, ``embeds``, ``embedding``, ``embeddings``. Whole words only: ``normal``,
-  ``unembed``, ``kernel_b`` and ``abnormal`` do not match, and ``b`` counts only as the leaf's
-  own key. GPT-2's ``wte``/``wpe``, ViT's ``cls_token`` and other names outside these lists are
-  decayed unless you add them to ``exclude``.
+  → rms, norm; ``ln_f`` → ln, f; ``norm1`` → norm, 1; ``embed_tokens`` → embed, tokens), and
+  whole words count: ``normal``, ``unembed``, ``kernel_b`` and ``abnormal`` match nothing. A
+  leaf is not decayed when
+
+  - a key anywhere in its path has a word of :data:`NO_DECAY_WORDS` (``bias``, ``biases``,
+    ``norm``, ``norms``, ``ln``, ``bn``, ``layernorm``, ``batchnorm``, ``groupnorm``,
+    ``rmsnorm``, ``instancenorm``), which covers every leaf of a norm layer, its ``scale``
+    included, T5's ``relative_attention_bias`` and Swin's ``relative_position_bias_table``; or
+    its own key is exactly ``b`` (Haiku's bias);
+  - it is an embedding table: its own key has a word of :data:`EMBEDDING_WORDS` (``emb``,
+    ``embed``, ``embeds``, ``embedding``, ``embeddings``, ``embedder``, ``embedders``), as in
+    Flax ``Embed``'s ``embedding``, Haiku's ``embeddings``, Gemma's ``input_embedding``,
+    ``pos_embed``, ``pos_embedding``, ``position_embeddings``; or it is a two-dimensional
+    ``weight`` or ``table`` directly under a key with such a word, as an ``eqx.nn.Embedding``
+    or a PyTorch-named ``nn.Embedding`` keeps it (``token_embedder/weight``,
+    ``embed_tokens/weight``);
+  - it is a learned token: its own key has the word ``token``, ``tokens`` or ``cls``
+    (``cls_token``, ``reg_token``, ``register_tokens``, ``dist_token``, ``mask_token``,
+    big_vision's ``cls``), or ``probe`` (big_vision's attention-pooling query).
+
+  Embedding words count only at the leaf and, for a table under a generic key, its parent, so
+  the weight matrices of embedding *modules* are decayed like every kernel: a timm-style ViT's
+  patch convolution ``patch_embed/proj/kernel``, big_vision's ``embedding/kernel``, a diffusion
+  model's ``time_embedding/linear_1/kernel``, a PyTorch-named ``patch_embedding/weight``
+  convolution (four dimensions). These choices follow timm's ``no_weight_decay`` and
+  big_vision's kernels-only default; the tests check them against the parameter names of ViT,
+  Swin, ConvNeXt, ResNet, GPT-2, LLaMA, Gemma, T5, BERT and CLIP.
+
+  **Embedding tables are not decayed.** This is where the model families disagree: timm and
+  big_vision spare position embeddings and class tokens, while the Hugging Face Trainer and
+  nanoGPT decay token embeddings like any other matrix. ``decay_mask`` spares the tables it
+  recognises, because a token's row gets a gradient only in the steps whose batch holds that
+  token, while decoupled decay shrinks every row at every step, so rare tokens are pulled
+  toward zero between sightings. To decay them as nanoGPT does, name them in ``include``:
+  ``decay_mask(include=r"/embedding$")`` decays Flax ``Embed`` tables. A table known only by
+  its module's name (GPT-2's ``wte/weight`` in PyTorch naming) is not recognised and is
+  decayed, as are names outside these lists; add them to ``exclude`` to spare them.
 
   **Stacked or scanned layers** (``nnx.scan``, ``nn.scan``, ``vmap``-ed init) give every leaf
   extra leading axes, so a stacked bias or norm scale has two dimensions and passes the
@@ -168,7 +229,8 @@ def decay_mask(
   Raises:
     TypeError: when called with a scalar integer, which is what ``optax.inject_hyperparams``
       passes to a mask it takes for a schedule (use :func:`inject_hyperparams` or
-      ``static_args=('mask',)``), or for a pattern that is not a ``str``.
+      ``static_args=('mask',)``), for an ``exclude`` or ``include`` that is neither a
+      ``str`` nor an iterable of them, or for a pattern that is not a ``str``.
     ValueError: for a pattern that is not a valid regular expression, or a negative
       ``min_ndim``.
 
@@ -184,6 +246,8 @@ def decay_mask(
     ({'bias': False, 'kernel': True}, {'kernel': True})
     >>> mask["LayerNorm_0"], mask["Embed_0"]
     ({'bias': False, 'scale': False}, {'embedding': False})
+    >>> optax_decay.decay_mask(params, include=r"/embedding$")["params"]["Embed_0"]
+    {'embedding': True}
     >>> tx = optax_decay.adamw(1e-3, weight_decay=0.1, mask=optax_decay.decay_mask)
     >>> no_head = optax_decay.decay_mask(exclude=r"(^|/)head/")
     >>> no_head(params)["params"]["head"]
@@ -200,6 +264,8 @@ def decay_mask(
     raise TypeError(f"{_OWNER}: min_ndim must be an int, got {min_ndim!r}.")
   if min_ndim < 0:
     raise ValueError(f"{_OWNER}: min_ndim must be non-negative, got {min_ndim}.")
+  exclude = _patterns(exclude, "exclude")
+  include = _patterns(include, "include")
   excluded = _compile(exclude, "exclude")
   included = _compile(include, "include")
   if params is _CONFIGURE:
@@ -215,7 +281,7 @@ def decay_mask(
     joined = "/".join(names)
     if any(p.search(joined) for p in included):
       return True
-    if default_rules and _has_default_no_decay_name(names):
+    if default_rules and _has_default_no_decay_name(names, len(leaf.shape)):
       return False
     if any(p.search(joined) for p in excluded):
       return False

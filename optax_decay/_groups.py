@@ -44,12 +44,13 @@ def _label_tree(param_labels: Any, params: Any, groups: list[Hashable]) -> Any:
     _masks.leaf_mask(jax.tree.map(lambda i, k=k: i == k, indices), params, owner)
     for k in range(len(groups))
   ]
-  # None leaves of the parameters (an Equinox filtered module) belong to no group.
+  # Placeholder leaves of the parameters (None in an Equinox filtered module, MaskedNode inside
+  # optax.partition) belong to no group.
   leaf_indices = [
     next((k for k, flag in enumerate(flags) if flag), None)
     for flags in zip(*per_group, strict=True)
   ]
-  structure = jax.tree.structure(params, is_leaf=lambda x: x is None)
+  structure = jax.tree.structure(params, is_leaf=_masks.is_placeholder)
   return jax.tree.unflatten(structure, leaf_indices)
 
 
@@ -130,10 +131,13 @@ def decoupled_decay_groups(
     )
   if not weight_decay:
     raise ValueError(f"{_OWNER}: weight_decay is empty; give at least one group.")
-  for group, rate in weight_decay.items():
-    _rates.check_rate(rate, f"weight_decay[{group!r}]", _OWNER)
+  if param_labels is None:
+    raise TypeError(
+      f"{_OWNER}: param_labels is None; give a pytree of labels shaped like the parameters (or "
+      "a prefix of them), or a function returning one, as for optax.partition."
+    )
   groups = list(weight_decay)
-  rates = [weight_decay[g] for g in groups]
+  rates = [_rates.check_rate(weight_decay[g], f"weight_decay[{g!r}]", _OWNER) for g in groups]
   is_zero = [_rates.is_zero(r) for r in rates]
   scheduled = any(callable(r) for r in rates)
 
@@ -143,13 +147,15 @@ def decoupled_decay_groups(
       return _add_scaled.DecayScheduleState(count=jnp.zeros([], jnp.int32))
     return optax.EmptyState()
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None) -> tuple[Any, Any]:
     _add_scaled.require_params(params, _OWNER)
     if scheduled:
       rates_t = [_rates.rate_at(r, state.count) for r in rates]
       state = _add_scaled.DecayScheduleState(count=jnp.asarray(optax.safe_increment(state.count)))
     else:
       rates_t = rates
+    if updates is None:
+      return None, state
     params = _masks.unwrap_variables(params)
     group_of = _label_tree(param_labels, params, groups)
 

@@ -10,13 +10,15 @@ passes, and a plain-dict mask works against an `nnx.State`.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+import optax
 from jax.core import Tracer
+
+from optax_decay import _warnings
 
 __all__ = [
   "check_mask",
@@ -38,6 +40,16 @@ _FLATTEN_HINT = (
   "Under optax.flatten every parameter is one flat vector, so a mask cannot tell kernels from "
   "biases: put the masked decay outside optax.flatten."
 )
+
+
+def is_placeholder(x: Any) -> bool:
+  """A leaf that stands for no parameter: `None` (an Equinox-filtered module, a `None` gradient)
+  or `optax.MaskedNode` (a leaf of another group inside `optax.partition` or `optax.masked`).
+
+  Flattened as leaves of their own, so that the updates, the parameters and every tree shaped
+  like them keep one leaf per position; a decay passes them through untouched.
+  """
+  return x is None or isinstance(x, optax.MaskedNode)
 
 
 def _is_variable(x: Any) -> bool:
@@ -85,6 +97,12 @@ def check_mask(mask: Mask, owner: str) -> None:
     raise ValueError(
       f"{owner}: mask=True is ambiguous; pass mask=None to decay every parameter. " + _INJECT_HINT
     )
+  if isinstance(mask, (str, bytes, int, float, complex)):
+    raise TypeError(
+      f"{owner}: mask must be None, a pytree of bools shaped like the parameters (or a prefix "
+      f"of them) or a function of the parameters; got the {type(mask).__name__} {mask!r}. "
+      "To choose leaves by name, pass optax_decay.decay_mask(include=..., exclude=...)."
+    )
 
 
 def is_mask_function(mask: Any) -> bool:
@@ -96,13 +114,9 @@ def is_mask_function(mask: Any) -> bool:
   return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
 
 
-def _is_none(x: Any) -> bool:
-  return x is None
-
-
 def param_leaves(params: Any) -> list[Any]:
-  """The leaves of `params` with Variables unwrapped, `None` kept as a leaf of its own."""
-  return jax.tree.leaves(unwrap_variables(params), is_leaf=_is_none)
+  """The leaves of `params` with Variables unwrapped, placeholders kept as leaves of their own."""
+  return jax.tree.leaves(unwrap_variables(params), is_leaf=is_placeholder)
 
 
 def path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
@@ -114,24 +128,29 @@ def path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
 def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
   """One bool per leaf of `params` (in `param_leaves` order): does the decay apply there?
 
-  `None` leaves of `params` need no mask entry and get False.
+  Placeholder leaves of `params` (`None`, `optax.MaskedNode`) get False; they need no mask
+  entry, and an entry at (or under) one is accepted and ignored, as `optax.masked` ignores it.
+  So a mask over the whole parameters works inside `optax.partition`, where the transform sees
+  the other groups' leaves as `MaskedNode`s, and an Equinox filter spec works against a filtered
+  module.
 
   Raises:
     ValueError: naming the path of the first parameter leaf that no mask entry covers, or of
       the first mask entry that matches no parameter.
   """
   params = unwrap_variables(params)
-  path_leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]
+  path_leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=is_placeholder)[0]
   if mask is None or not path_leaves:
     # No leaves: also optax.tree_utils.tree_map_params' placeholder, on which `init` is called
     # only to see the shape of the state.
-    return [True] * len(path_leaves)
+    return [not is_placeholder(leaf) for _, leaf in path_leaves]
   if is_mask_function(mask):
     mask = mask(params)
+  hint = _variable_hint(mask)
   mask = unwrap_variables(mask)
   whole = _scalar_bool(mask)
   if whole is not None:
-    return [whole] * len(path_leaves)
+    return [whole and not is_placeholder(leaf) for _, leaf in path_leaves]
 
   entries: dict[tuple[str, ...], bool] = {}
   for path, value in jax.tree_util.tree_flatten_with_path(mask)[0]:
@@ -140,41 +159,78 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
     if flag is None:
       if isinstance(value, Tracer):
         raise TypeError(f"{owner}: the mask entry at {where} is traced; masks must be static.")
+      shape = f" of shape {value.shape}" if hasattr(value, "shape") else ""
       raise TypeError(
-        f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}"
-        f" {getattr(value, 'shape', '')}."
+        f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}{shape}."
       )
     entries[path_key(path)] = flag
 
   used: set[tuple[str, ...]] = set()
+  placeholders: list[tuple[str, ...]] = []
   flags = []
   for path, leaf in path_leaves:
     key = path_key(path)
-    if leaf is None:
+    covering = next((key[:d] for d in range(len(key), -1, -1) if key[:d] in entries), None)
+    if covering is not None:
+      used.add(covering)
+    if is_placeholder(leaf):
+      placeholders.append(key)
       flags.append(False)
-      continue
-    for depth in range(len(key), -1, -1):
-      if key[:depth] in entries:
-        used.add(key[:depth])
-        flags.append(entries[key[:depth]])
-        break
+    elif covering is not None:
+      flags.append(entries[covering])
+    elif not path:  # the parameters are one bare array
+      raise ValueError(
+        f"{owner}: the parameters are a single array, which the mask's entries cannot name. "
+        + _FLATTEN_HINT
+      )
     else:
-      if not path:  # the parameters are one bare array
-        raise ValueError(
-          f"{owner}: the parameters are a single array, which the mask's entries cannot name. "
-          + _FLATTEN_HINT
-        )
       raise ValueError(
         f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
         "a mask must have the structure of the parameters or of a prefix of them."
+        + _top_key_hint(entries, path_leaves)
       )
-  unused = [k for k in entries if k not in used]
+  unused = [k for k in entries if k not in used and not any(k[: len(p)] == p for p in placeholders)]
   if unused:
     raise ValueError(
       f"{owner}: the mask entry at {''.join(unused[0])} matches no parameter; "
       "a mask must have the structure of the parameters or of a prefix of them."
+      + _top_key_hint(entries, path_leaves)
+      + hint
     )
   return flags
+
+
+def _top_key_hint(entries: dict[tuple[str, ...], bool], path_leaves: list[Any]) -> str:
+  """Says so when one tree has Linen's extra `params` level and the other has not."""
+  linen = "['params']"
+  in_mask = all(k[:1] == (linen,) for k in entries)
+  in_params = all(path_key(path)[:1] == (linen,) for path, _ in path_leaves)
+  if in_mask and not in_params:
+    return (
+      " The mask has a top-level 'params' key that the parameters lack: pass "
+      "mask['params'], or give the optimizer the whole Linen variables dict."
+    )
+  if in_params and not in_mask:
+    return (
+      " The parameters have a top-level 'params' key (Linen's variables dict) that the mask "
+      "lacks: wrap the mask as {'params': mask}, or give the optimizer variables['params']."
+    )
+  return ""
+
+
+def _variable_hint(mask: Any) -> str:
+  """For a mask built from a whole `nnx.State`: the filter that leaves only parameters."""
+  nnx = sys.modules.get("flax.nnx")
+  if nnx is None or not isinstance(mask, nnx.State):
+    return ""
+  variables = jax.tree.leaves(mask, is_leaf=_is_variable)
+  kinds = sorted({type(v).__name__ for v in variables if _is_variable(v)} - {"Param"})
+  if not kinds:
+    return ""
+  return (
+    f" The mask holds {', '.join(kinds)} entries besides Param: it was built from the whole "
+    "model state. Build it from nnx.state(model, nnx.Param), the state nnx.Optimizer updates."
+  )
 
 
 def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owner: str) -> None:
@@ -183,16 +239,14 @@ def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owne
     return
   chosen = [f for f, x in zip(flags, inexact, strict=True) if x]
   if chosen and not any(chosen):
-    warnings.warn(
+    _warnings.warn_at_caller(
       f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
       + _INJECT_HINT
-      + (" " + _FLATTEN_HINT if len(flags) == 1 else ""),
-      stacklevel=3,
+      + (" " + _FLATTEN_HINT if len(flags) == 1 else "")
     )
   elif len(chosen) > 1 and all(chosen):
-    warnings.warn(
+    _warnings.warn_at_caller(
       f"{owner}: the mask selects all {len(chosen)} floating-point parameters, so it excludes "
       "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
-      "from kernels).",
-      stacklevel=3,
+      "from kernels)."
     )

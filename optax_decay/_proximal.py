@@ -13,17 +13,6 @@ from optax_decay import _add_scaled, _coupling, _masks, _rates
 _OWNER = "proximal_l1"
 
 
-def _threshold(l1: Any, learning_rate: Any, coupling: str, peak: Any) -> optax.ScalarOrSchedule:
-  """τ_t = c_t · l1, a constant or a schedule of the step count."""
-  if coupling == "none":
-    return l1
-  if coupling == "lr":
-    return _rates.combine_rates(lambda lam, lr: lam * lr, l1, learning_rate)
-  if coupling == "schedule":
-    return _rates.combine_rates(lambda lam, lr, pk: lam * lr / pk, l1, learning_rate, peak)
-  return _rates.combine_rates(lambda lam, lr, pk: lam * lr * lr / pk, l1, learning_rate, peak)
-
-
 def _prox_leaf(update: jax.Array, param: jax.Array, tau: Any) -> jax.Array:
   # Everything in the parameter's precision: the would-be new weight is what apply_updates
   # would store, and the returned update, prox − w, is exact (Sterbenz) whenever the prox lies
@@ -115,7 +104,7 @@ def proximal_l1(
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019 (the couplings).
   """
   _coupling.check_coupling(coupling, _OWNER)
-  _rates.check_rate(l1, "l1", _OWNER)
+  l1 = _rates.check_rate(l1, "l1", _OWNER)
   if coupling == "none":
     if learning_rate is not None:
       raise ValueError(
@@ -128,20 +117,20 @@ def proximal_l1(
       "as the chain's learning rate."
     )
   else:
-    _rates.check_rate(learning_rate, "learning_rate", _OWNER)
+    learning_rate = _rates.check_rate(learning_rate, "learning_rate", _OWNER)
   peak = _coupling.resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
   _masks.check_mask(mask, _OWNER)
-  tau = _threshold(l1, learning_rate, coupling, peak)
+  tau = _coupling.per_step_rate(coupling, l1, learning_rate, peak)
   is_zero = _rates.is_zero(l1) or _rates.is_zero(tau)
 
   def init_fn(params):
     _add_scaled.warn_at_init(mask, params, _OWNER)
     return _add_scaled.schedule_init(tau)
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None) -> tuple[Any, Any]:
     _add_scaled.require_params(params, _OWNER)
     tau_t, state = _add_scaled.schedule_step(tau, state)
-    if is_zero:
+    if updates is None or is_zero:
       return updates, state
     updates = _add_scaled.map_masked_leaves(
       lambda u, w: _prox_leaf(u, w, tau_t), updates, params, mask, _OWNER

@@ -11,7 +11,15 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
-__all__ = ["check_number", "check_rate", "combine_rates", "is_constant", "is_zero", "rate_at"]
+__all__ = [
+  "check_number",
+  "check_rate",
+  "combine_rates",
+  "is_constant",
+  "is_zero",
+  "rate_at",
+  "unchecked",
+]
 
 
 def _describe(value: Any) -> str:
@@ -30,14 +38,20 @@ def is_zero(rate: Any) -> bool:
   return isinstance(rate, (int, float)) and rate == 0
 
 
-def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> None:
-  """Raises if `rate` is negative, NaN, infinite, boolean, not scalar or not a number.
+def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> Any:
+  """`rate` after checking it; a schedule comes back wrapped so that its values are checked too.
 
-  Schedules and traced values (under `jit`, `vmap` or `optax.inject_hyperparams`) cannot be
-  inspected at construction and are accepted as they are.
+  A number must be a finite, non-negative (or positive) real scalar. A traced value (under
+  `jit`, `vmap` or `optax.inject_hyperparams`) can only be checked for its shape. A schedule's
+  values are unknown until it is called, so the returned schedule checks that each value is a
+  scalar when it is evaluated (at trace time: the compiled program is unchanged); a non-scalar
+  value would otherwise broadcast the parameters to a new shape.
   """
-  if callable(rate) or isinstance(rate, Tracer):
-    return
+  if callable(rate):
+    return _scalar_schedule(rate, name, owner)
+  if isinstance(rate, Tracer):
+    _check_scalar(rate, name, owner)
+    return rate
   if isinstance(rate, (bool, np.bool_)) or getattr(rate, "dtype", None) == np.bool_:
     raise TypeError(f"{owner}: {name} must be a number or a schedule, got the boolean {rate!r}.")
   if not isinstance(rate, (int, float, np.generic, np.ndarray, jax.Array)):
@@ -45,8 +59,7 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> N
       f"{owner}: {name} must be a float, a scalar array or a schedule (a callable of the "
       f"step count), got {_describe(rate)}."
     )
-  if np.ndim(rate) != 0:
-    raise ValueError(f"{owner}: {name} must be a scalar, got an array of shape {np.shape(rate)}.")
+  _check_scalar(rate, name, owner)
   if np.iscomplexobj(rate):
     raise TypeError(f"{owner}: {name} must be real, got {rate!r}.")
   value = float(rate)
@@ -56,13 +69,44 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> N
     raise ValueError(f"{owner}: {name} must be non-negative, got {value}.")
   if positive and value == 0:
     raise ValueError(f"{owner}: {name} must be positive, got {value}.")
+  return rate
 
 
-def check_number(value: Any, name: str, owner: str, *, positive: bool = False) -> None:
+def _check_scalar(value: Any, name: str, owner: str, what: str = "") -> None:
+  if np.ndim(value) != 0:
+    raise ValueError(
+      f"{owner}: {name}{what} must be a scalar, got an array of shape {np.shape(value)}."
+    )
+
+
+class _ScalarSchedule:
+  """A user's schedule whose values are checked to be scalars when it is called."""
+
+  def __init__(self, schedule: Callable[[Any], Any], name: str, owner: str):
+    self.schedule, self.name, self.owner = schedule, name, owner
+
+  def __call__(self, count: Any) -> Any:
+    value = self.schedule(count)
+    _check_scalar(value, self.name, self.owner, " (a schedule here)")
+    return value
+
+
+def unchecked(schedule: Callable[[Any], Any]) -> Callable[[Any], Any]:
+  """The user's own schedule inside a checked one (to evaluate it on many steps at once)."""
+  return schedule.schedule if isinstance(schedule, _ScalarSchedule) else schedule
+
+
+def _scalar_schedule(schedule: Callable[[Any], Any], name: str, owner: str) -> _ScalarSchedule:
+  if isinstance(schedule, _ScalarSchedule):
+    return schedule
+  return _ScalarSchedule(schedule, name, owner)
+
+
+def check_number(value: Any, name: str, owner: str, *, positive: bool = False) -> Any:
   """`check_rate` for an argument that may not be a schedule (betas, eps, momentum, ...)."""
   if callable(value):
     raise TypeError(f"{owner}: {name} must be a number, not a schedule.")
-  check_rate(value, name, owner, positive=positive)
+  return check_rate(value, name, owner, positive=positive)
 
 
 def rate_at(rate: optax.ScalarOrSchedule, count: jax.Array) -> Any:

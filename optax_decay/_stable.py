@@ -26,7 +26,9 @@ class StableDecoupledDecayState(NamedTuple):
 def _mean_square(grads: Any) -> jax.Array:
   """Mean of |g|² over every element of every floating-point leaf, summed in float32 or wider."""
   leaves = [
-    g for g in jax.tree.leaves(_masks.unwrap_variables(grads)) if _add_scaled.is_decayable(g)
+    g
+    for g in jax.tree.leaves(_masks.unwrap_variables(grads), is_leaf=_masks.is_placeholder)
+    if _add_scaled.is_decayable(g)
   ]
   size = sum(int(g.size) for g in leaves)
   if size == 0:
@@ -130,7 +132,7 @@ def _stable_decay(
       f"{owner}: preconditioner must be an optax.GradientTransformation, got "
       f"{type(preconditioner).__name__}."
     )
-  _rates.check_rate(weight_decay, "weight_decay", owner)
+  weight_decay = _rates.check_rate(weight_decay, "weight_decay", owner)
   _rates.check_number(b2, "b2", owner)
   if _rates.is_constant(b2) and not float(b2) < 1:
     raise ValueError(
@@ -149,8 +151,10 @@ def _stable_decay(
       inner=preconditioner.init(params),
     )
 
-  def update_fn(updates, state, params=None):
+  def update_fn(updates, state, params=None) -> tuple[Any, Any]:
     _add_scaled.require_params(params, owner)
+    if updates is None:  # as optax's own transforms answer a call without updates
+      return None, state
     rate = _rates.rate_at(weight_decay, state.count)
     count = jnp.asarray(optax.safe_increment(state.count))
     # Written as optax's Adam writes its moment and bias correction (1 - b2 formed before any
@@ -220,7 +224,9 @@ def adams(
   adam = _alias.adam_preconditioner(
     owner, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
   )
-  return optax.chain(
-    _stable_decay(adam, weight_decay, b2, eps, mask, owner),
-    _alias.learning_rate_step(learning_rate, owner),
+  return _alias.passing_none(
+    optax.chain(
+      _stable_decay(adam, weight_decay, b2, eps, mask, owner),
+      _alias.learning_rate_step(learning_rate, owner),
+    )
   )

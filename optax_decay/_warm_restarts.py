@@ -38,13 +38,15 @@ def _period_of(first_period_steps: int, period_multiplier: int):
   Period i starts at S_i = T_0 (m^i - 1)/(m - 1) (T_0 i when m = 1) and lasts T_i = T_0 m^i.
   For m ≥ 2 the starts below 2^31 are at most 32 numbers, so they are listed once here and the
   period of a (traced) step is found by an exact integer search among them, with no rounding at
-  the restart boundaries.
+  the restart boundaries. The offset into the period is an int32; the length is returned as a
+  float (JAX's default float type), because the last period that starts below 2^31 may end
+  beyond it, where an int32 length would be clipped.
   """
   if period_multiplier == 1:
 
     def constant(count):
       count = jnp.asarray(count, jnp.int32)
-      return count % first_period_steps, jnp.asarray(first_period_steps, jnp.int32)
+      return count % first_period_steps, jnp.asarray(float(first_period_steps))
 
     return constant
 
@@ -53,12 +55,12 @@ def _period_of(first_period_steps: int, period_multiplier: int):
     starts.append(starts[-1] + lengths[-1])
     lengths.append(lengths[-1] * period_multiplier)
   starts = np.asarray(starts, np.int32)
-  lengths = np.asarray([min(length, _INT32_MAX) for length in lengths], np.int32)
+  lengths = np.asarray(lengths, np.float64)
 
   def growing(count):
     count = jnp.asarray(count, jnp.int32)
     index = jnp.searchsorted(starts, count, side="right") - 1
-    return count - jnp.asarray(starts)[index], jnp.asarray(lengths)[index]
+    return count - jnp.asarray(starts)[index], jnp.asarray(lengths, float)[index]
 
   return growing
 
@@ -120,7 +122,7 @@ def cosine_warm_restarts_multiplier(
   def schedule(count):
     t_cur, t_i = period_of(count)
     # `float` is JAX's default float type: float32, or float64 when x64 is enabled.
-    phase = t_cur.astype(float) / t_i.astype(float)
+    phase = t_cur.astype(float) / t_i
     return eta_min + 0.5 * (eta_max - eta_min) * (1 + jnp.cos(jnp.pi * phase))
 
   return schedule
@@ -182,6 +184,6 @@ def restart_normalized_weight_decay(
 
   def schedule(count):
     _, t_i = period_of(count)
-    return weight_decay_norm / jnp.sqrt(t_i.astype(float))
+    return weight_decay_norm / jnp.sqrt(t_i)
 
   return schedule

@@ -554,8 +554,10 @@ def test_a_decay_that_would_flip_the_sign_is_an_error(name, coupling):
   for scale in (1.0, 1.5, 100.0):
     with pytest.raises(ValueError, match="flips the weights' sign"):
       factory(lr, wd * scale, coupling=coupling)
+    # An array learning rate needs its peak named (it may be a schedule's current value).
+    peak = {"peak_learning_rate": jnp.asarray(lr)} if coupling in ("schedule", "corrected") else {}
     with pytest.raises(ValueError, match="flips the weights' sign"):
-      factory(jnp.asarray(lr), jnp.asarray(wd * scale), coupling=coupling)
+      factory(jnp.asarray(lr), jnp.asarray(wd * scale), coupling=coupling, **peak)
   # Just below 1 is allowed, and leaves every weight with its sign.
   tx = factory(lr, wd * 0.99, coupling=coupling)
   params = make_params()

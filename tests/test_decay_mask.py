@@ -97,11 +97,54 @@ def test_names_in_the_rules_are_not_decayed(name):
   assert mask["kernel"] is True
 
 
-@pytest.mark.parametrize("parent", ["LayerNorm_0", "norm", "ln_2", "embedder_bias", "Embed_0"])
-def test_a_rule_on_a_parent_key_covers_every_leaf_below_it(parent):
+@pytest.mark.parametrize("parent", ["LayerNorm_0", "norm", "ln_2", "embedder_bias"])
+def test_a_bias_or_norm_word_on_a_parent_key_covers_every_leaf_below_it(parent):
   params = {parent: {"scale": _leaf(4, 4), "kernel": _leaf(4, 4)}, "dense": {"kernel": _leaf(4, 4)}}
   mask = optax_decay.decay_mask(params)
   assert mask == {parent: {"scale": False, "kernel": False}, "dense": {"kernel": True}}
+
+
+@pytest.mark.parametrize("parent", ["Embed_0", "embed_tokens", "token_embedder", "pos_embedding"])
+def test_an_embedding_word_on_a_parent_key_covers_only_a_table_under_a_generic_key(parent):
+  params = {
+    parent: {
+      "weight": _leaf(4, 4),  # an eqx.nn.Embedding / PyTorch nn.Embedding table
+      "table": _leaf(4, 4),
+      "kernel": _leaf(4, 4),
+      "w": _leaf(4, 4),
+      "conv": {"weight": _leaf(4, 4)},  # an ancestor further up does not count
+    },
+    "proj": {"weight": _leaf(4, 4)},
+  }
+  assert optax_decay.decay_mask(params) == {
+    parent: {"weight": False, "table": False, "kernel": True, "w": True, "conv": {"weight": True}},
+    "proj": {"weight": True},
+  }
+
+
+def test_a_convolution_under_an_embedding_named_key_is_decayed():
+  # HF CLIP/SigLIP keep the patch convolution at `embeddings/patch_embedding/weight`.
+  params = {
+    "patch_embedding": {"weight": _leaf(8, 3, 2, 2)},
+    "token_embedding": {"weight": _leaf(9, 8)},
+  }
+  assert optax_decay.decay_mask(params) == {
+    "patch_embedding": {"weight": True},
+    "token_embedding": {"weight": False},
+  }
+
+
+@pytest.mark.parametrize(
+  "name", ["cls_token", "reg_token", "register_tokens", "dist_token", "mask_token", "cls", "probe"]
+)
+def test_learned_tokens_are_not_decayed_but_only_as_the_leafs_own_key(name):
+  params = {
+    "vit": {name: _leaf(1, 1, 4)},
+    "cls": {"predictions": {"dense": {"kernel": _leaf(4, 4)}}},
+  }
+  mask = optax_decay.decay_mask(params)
+  assert mask["vit"][name] is False
+  assert mask["cls"]["predictions"]["dense"]["kernel"] is True  # BERT's pre-training heads
 
 
 def test_b_counts_only_as_the_leafs_own_key():
@@ -174,9 +217,9 @@ def test_exclude_adds_to_the_default_rules():
 
 
 def test_a_single_string_is_one_pattern_and_matching_ignores_case():
-  one = optax_decay.decay_mask(_model_params(), exclude="CLS_TOKEN")
-  assert one["cls_token"] is False
-  assert one["head"]["kernel"] is True
+  one = optax_decay.decay_mask(_model_params(), exclude="HEAD/KERNEL")
+  assert one["head"]["kernel"] is False
+  assert one["blocks"][0]["attn"]["kernel"] is True
 
 
 def test_include_wins_over_exclude_default_rules_and_min_ndim():
@@ -408,6 +451,22 @@ def test_bad_arguments():
     optax_decay.decay_mask(params, min_ndim=-1)
   with pytest.raises(TypeError, match="min_ndim must be an int"):
     optax_decay.decay_mask(params, min_ndim=True)
+
+
+@pytest.mark.parametrize("name", ["exclude", "include"])
+@pytest.mark.parametrize("value", [None, 3, b"kernel"])
+def test_patterns_that_are_not_a_str_or_an_iterable_are_a_clear_error(name, value):
+  match = rf"decay_mask: {name} takes a regular expression \(str\) or an iterable of them"
+  with pytest.raises(TypeError, match=match):
+    optax_decay.decay_mask(_model_params(), **{name: value})
+  with pytest.raises(TypeError, match=match):
+    optax_decay.decay_mask(**{name: value})
+
+
+def test_a_generator_of_patterns_configures_every_later_call():
+  configured = optax_decay.decay_mask(exclude=(p for p in ["^head/"]))
+  assert configured(_model_params())["head"]["kernel"] is False
+  assert configured(_model_params())["head"]["kernel"] is False
 
 
 def test_configuring_without_params_checks_the_arguments_at_once():

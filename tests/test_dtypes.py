@@ -291,24 +291,30 @@ def _params():
 
 
 @pytest.mark.parametrize(
-  "tx",
+  "tx, rate, mask",
   [
-    optax_decay.decoupled_decay(WD),
-    optax_decay.decoupled_decay(0.0),
-    optax_decay.decoupled_decay(jnp.float32(WD)),
-    optax_decay.decoupled_decay(WD, mask={"w": True, "b": False}),
-    optax_decay.add_l2_to_grads(WD),
-    optax_decay.add_l2_to_grads(np.float32(WD), mask=lambda p: {"w": True, "b": False}),
+    (optax_decay.decoupled_decay(WD), WD, None),
+    (optax_decay.decoupled_decay(0.0), 0.0, None),
+    (optax_decay.decoupled_decay(jnp.float32(WD)), WD, None),
+    (optax_decay.decoupled_decay(WD, mask={"w": True, "b": False}), WD, {"w": True, "b": False}),
+    (optax_decay.add_l2_to_grads(WD), WD, None),
+    (
+      optax_decay.add_l2_to_grads(np.float32(WD), mask=lambda p: {"w": True, "b": False}),
+      WD,
+      {"w": True, "b": False},
+    ),
   ],
   ids=["dd", "dd_zero", "dd_array", "dd_masked", "l2", "l2_masked"],
 )
-def test_constant_rate_decays_are_stateless(tx):
+def test_constant_rate_decays_hold_no_arrays_laid_out_as_optax(tx, rate, mask):
+  # optax.add_decayed_weights is the counterpart of both: its state, EmptyState (inside a
+  # MaskedState when masked), is ours, so checkpoints restore across the two.
   params = _params()
   state = tx.init(params)
-  assert state == optax.EmptyState()
+  assert state == optax.add_decayed_weights(rate, mask).init(params)
   assert jax.tree.leaves(state) == []
-  _, state = tx.update(params, state, params)
-  assert state == optax.EmptyState()
+  _, new_state = tx.update(params, state, params)
+  assert new_state == state
 
 
 @pytest.mark.parametrize("make", [optax_decay.decoupled_decay, optax_decay.add_l2_to_grads])
@@ -364,7 +370,7 @@ def test_adamw_state_is_exactly_as_large_as_optax_adamw(lr, wd, mask):
       lambda: optax.sgd(LR, momentum=0.9),
     ),
     (lambda: optax_decay.sgd_l2(LR, momentum=0.9, l2=WD), lambda: optax.sgd(LR, momentum=0.9)),
-    (lambda: optax_decay.sgdw(LR, momentum=0.0, weight_decay=WD), lambda: optax.sgd(LR)),
+    (lambda: optax_decay.sgdw(LR, weight_decay=WD), lambda: optax.sgd(LR)),
     (lambda: optax_decay.adam_l2(LR, l2=WD), lambda: optax.adam(LR)),
   ],
   ids=["sgdw", "sgd_l2", "sgdw_no_momentum", "adam_l2"],

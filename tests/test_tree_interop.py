@@ -61,7 +61,7 @@ def test_adamw_on_nnx_states_equals_optax_adamw_bit_for_bit():
   [
     (optax_decay.adamw(1e-3, weight_decay=1e-2, mask={"w": True, "b": False}), 4),  # mu, nu
     (optax_decay.adam_l2(1e-3, l2=1e-2, mask={"w": True, "b": False}), 4),
-    (optax_decay.sgdw(1e-3, weight_decay=1e-2, mask={"w": True, "b": False}), 2),  # trace
+    (optax_decay.sgdw(1e-3, 0.9, weight_decay=1e-2, mask={"w": True, "b": False}), 2),  # trace
   ],
   ids=["adamw", "adam_l2", "sgdw"],
 )
