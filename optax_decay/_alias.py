@@ -59,7 +59,7 @@ def passing_none(tx: optax.GradientTransformation) -> optax.GradientTransformati
   """
   tx = optax.with_extra_args_support(tx)
 
-  def update_fn(updates, state, params=None, **extra_args):
+  def update_fn(updates, state, params=None, **extra_args) -> tuple[Any, Any]:
     if updates is None:
       return None, state
     return tx.update(updates, state, params, **extra_args)
