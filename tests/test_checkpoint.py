@@ -118,3 +118,84 @@ def test_restored_state_continues_bit_for_bit(case, tmp_path):
   )
   _assert_identical(got_state, want_state)
   _assert_identical(got_params, want_params)
+
+
+# --- a checkpoint written by optax restores into ours ------------------------------------------
+
+LR_SCHEDULE = optax.linear_schedule(0.1, 0.02, transition_steps=STEPS)
+WD_SCHEDULE = optax.linear_schedule(0.1, 0.05, transition_steps=STEPS)
+MASK = {"w": True, "b": False, "norm": False}
+
+# Ours and the optax code a user switches from (the README's table), with the same arguments.
+SWITCHES = {
+  "adamw": (
+    lambda: optax_decay.adamw(0.1, weight_decay=0.1),
+    lambda: optax.adamw(0.1, weight_decay=0.1),
+  ),
+  "adamw-masked-schedules": (
+    lambda: optax_decay.adamw(LR_SCHEDULE, weight_decay=WD_SCHEDULE, mask=MASK),
+    lambda: optax.adamw(LR_SCHEDULE, weight_decay=WD_SCHEDULE, mask=MASK),
+  ),
+  "adamw-mask-function": (
+    lambda: optax_decay.adamw(LR_SCHEDULE, weight_decay=0.1, mask=_kernels, nesterov=True),
+    lambda: optax.adamw(LR_SCHEDULE, weight_decay=0.1, mask=_kernels, nesterov=True),
+  ),
+  "adam_l2": (
+    lambda: optax_decay.adam_l2(LR_SCHEDULE, l2=0.1, mask=MASK),
+    lambda: optax.chain(optax.add_decayed_weights(0.1, MASK), optax.adam(LR_SCHEDULE)),
+  ),
+  "sgdw": (
+    lambda: optax_decay.sgdw(LR_SCHEDULE, 0.9, weight_decay=0.1, mask=MASK),
+    lambda: optax.chain(
+      optax.trace(0.9),
+      optax.add_decayed_weights(0.1, MASK),
+      optax.scale_by_learning_rate(LR_SCHEDULE),
+    ),
+  ),
+  "sgd_l2": (
+    lambda: optax_decay.sgd_l2(0.1, 0.9, l2=WD_SCHEDULE, mask=_kernels),
+    lambda: optax.chain(optax.add_decayed_weights(WD_SCHEDULE, _kernels), optax.sgd(0.1, 0.9)),
+  ),
+}
+
+
+def _orbax_round_trip(tmp_path, tree, target):
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(tmp_path / "checkpoint", tree)
+  checkpointer.wait_until_finished()
+  restored = checkpointer.restore(
+    tmp_path / "checkpoint", jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  )
+  checkpointer.close()
+  return restored
+
+
+def _flax_round_trip(tmp_path, tree, target):
+  serialization = pytest.importorskip("flax.serialization")
+  return serialization.from_bytes(target, serialization.to_bytes(tree))
+
+
+@pytest.mark.parametrize("via", ["orbax", "flax.serialization"])
+@pytest.mark.parametrize("case", sorted(SWITCHES))
+def test_an_optax_checkpoint_restores_into_ours_and_continues_bit_for_bit(case, via, tmp_path):
+  ours, theirs = (make() for make in SWITCHES[case])
+  dtype = jnp.float32
+  params = _params(dtype)
+  want_params, want_state = _train(theirs, params, theirs.init(params), 0, STEPS, dtype)
+
+  # The run so far was optax's; the restarted job builds ours and restores optax's state into it.
+  mid_params, mid_state = _train(theirs, params, theirs.init(params), 0, SAVE_AT, dtype)
+  target = {"params": _params(dtype, seed=1), "opt_state": ours.init(_params(dtype, seed=1))}
+  assert [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(target)[0]] == [
+    jax.tree_util.keystr(p)
+    for p, _ in jax.tree_util.tree_flatten_with_path({"params": params, "opt_state": mid_state})[0]
+  ]
+  round_trip = {"orbax": _orbax_round_trip, "flax.serialization": _flax_round_trip}[via]
+  restored = round_trip(tmp_path, {"params": mid_params, "opt_state": mid_state}, target)
+
+  got_params, got_state = _train(
+    ours, restored["params"], restored["opt_state"], SAVE_AT, STEPS, dtype
+  )
+  _assert_identical(got_params, want_params)
+  # The same numbers in the same places; only the state's NamedTuple classes may differ.
+  _assert_identical(jax.tree.leaves(got_state), jax.tree.leaves(want_state))

@@ -30,7 +30,14 @@ MASK = {"w": True, "emb": True, "b": False, "scale": False}
 
 # Elementwise optimizers: every output coordinate depends on the same coordinate of the inputs
 # only, so running them shard by shard gives the global result.
-ELEMENTWISE = ("adamw", "sgdw", "decay_to_anchor", "proximal_l1", "compensated_summation")
+ELEMENTWISE = (
+  "adamw",
+  "sgdw",
+  "decay_to_anchor",
+  "decay_to_anchor_host",
+  "proximal_l1",
+  "compensated_summation",
+)
 # Optimizers whose step depends on a sum over all parameters.
 REDUCING = ("adams",)
 
@@ -49,6 +56,17 @@ def _transforms():
       optax.chain(
         optax.scale_by_adam(),
         optax_decay.decay_to_anchor(0.1, mask=MASK),
+        optax.scale_by_learning_rate(lr),
+      ),
+      jnp.float32,
+    ),
+    # An anchor given as host (NumPy) arrays is laid out like the parameters at init.
+    "decay_to_anchor_host": (
+      optax.chain(
+        optax.scale_by_adam(),
+        optax_decay.decay_to_anchor(
+          0.1, anchor={k: np.full(s, 0.5, np.float32) for k, s in SHAPES.items()}, mask=MASK
+        ),
         optax.scale_by_learning_rate(lr),
       ),
       jnp.float32,
