@@ -45,7 +45,6 @@ class Contender:
   trace_s: float | None = None
   xla_bytes: float | None = None
   note: str = ""
-  current_params: Callable[[], Any] | None = None
   hlo: tuple[str, ...] | None = None
 
 
@@ -152,7 +151,6 @@ def jax_contender(
     compile_s=done - start,
     trace_s=traced - start,
     xla_bytes=float(cost.get("bytes accessed", float("nan"))),
-    current_params=lambda: holder[0],
     hlo=hlo_fingerprint(compiled.as_text()),
   )
 

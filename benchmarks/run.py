@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     type=int,
     default=1,
     help="intra-op threads for PyTorch on the CPU (default 1: its fastest and steadiest "
-    "setting on the 2-core machine of docs/benchmarks.md, see benchmarks/experiments.py)",
+    "setting on the 2-core machine of docs/benchmarks.md, see its experiments table)",
   )
   parser.add_argument("--out", type=Path, help="docs folder for benchmarks.md and figures/")
   parser.add_argument("--json", type=Path, help="also write the raw rows to this file")

@@ -83,7 +83,6 @@ def main(argv=None) -> dict[str, tuple[float, float]]:
   args = parser.parse_args(argv)
 
   data = load_digits_split()
-  mask = {"w1": True, "b1": False, "w2": True, "b2": False}
   results = {}
   for name, dtype, compensate in [
     ("float32", jnp.float32, False),
@@ -93,7 +92,9 @@ def main(argv=None) -> dict[str, tuple[float, float]]:
     with warnings.catch_warnings():
       # The rounding warning is the point of this example for the bfloat16 runs.
       warnings.simplefilter("ignore", UserWarning)
-      tx = optax_decay.adamw(args.learning_rate, weight_decay=args.weight_decay, mask=mask)
+      tx = optax_decay.adamw(
+        args.learning_rate, weight_decay=args.weight_decay, mask=optax_decay.decay_mask
+      )
       if compensate:
         tx = optax.chain(tx, optax_decay.compensated_summation())
       params = init_mlp(jax.random.key(0), args.hidden, dtype)

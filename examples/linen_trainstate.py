@@ -1,9 +1,9 @@
 """The NNX example in Flax Linen: `TrainState` with `optax_decay.adamw` and a callable mask.
 
-Linen keeps parameters in a nested dict, so the mask is a function of that dict: it returns True
-for every `kernel` and False for biases and the LayerNorm scale. A callable (rather than a fixed
-tree) keeps working if the model changes shape, since it is evaluated on the parameters the
-optimizer actually sees.
+The mask is `optax_decay.decay_mask`, a function of Linen's nested parameter dict: it decays the
+two kernels and, by their paths (`hidden/bias`, `norm/scale`, ...), leaves the biases and the
+LayerNorm's scale and bias alone. A callable (rather than a fixed tree) keeps working if the
+model changes shape, since it is evaluated on the parameters the optimizer actually sees.
 
 Run: python examples/linen_trainstate.py [--steps 300]
 """
@@ -33,11 +33,6 @@ class Classifier(nn.Module):
     x = nn.Dense(self.hidden, name="hidden")(x)
     x = nn.relu(nn.LayerNorm(name="norm")(x))
     return nn.Dense(10, name="out")(x)
-
-
-def decay_mask(params):
-  """True for kernels, False for biases and norm scales; paths are tuples of dict keys."""
-  return traverse_util.path_aware_map(lambda path, _: path[-1] == "kernel", params)
 
 
 def load_digits_split(seed: int = 0):
@@ -70,7 +65,7 @@ def make_state(hidden: int, lr, weight_decay: float, seed: int = 0) -> train_sta
   """A TrainState for `Classifier` with masked AdamW."""
   model = Classifier(hidden)
   params = model.init(jax.random.key(seed), jnp.zeros((1, 64)))["params"]
-  tx = optax_decay.adamw(lr, weight_decay=weight_decay, mask=decay_mask)
+  tx = optax_decay.adamw(lr, weight_decay=weight_decay, mask=optax_decay.decay_mask)
   return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
@@ -87,7 +82,7 @@ def main(argv=None) -> dict[str, list[float]]:
   x_train, y_train, x_test, y_test = load_digits_split()
   schedule = optax.cosine_decay_schedule(args.lr, args.steps)
   state = make_state(args.hidden, schedule, args.weight_decay)
-  flags = traverse_util.flatten_dict(decay_mask(state.params), sep="/")
+  flags = traverse_util.flatten_dict(optax_decay.decay_mask(state.params), sep="/")
   print("decayed:", flags)
 
   rng = np.random.default_rng(0)

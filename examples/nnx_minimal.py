@@ -2,9 +2,10 @@
 
 The model is Linear → LayerNorm → ReLU → Linear on scikit-learn's 8×8 digits. Only the two
 kernels are decayed: biases and the LayerNorm scale are left alone, the usual practice (decaying
-a norm's scale towards 0 fights the normalization instead of regularizing). The mask is built
-once from `nnx.state(model, nnx.Param)` by path name and handed to `nnx.Optimizer`, which works
-because optax_decay matches masks to parameters by path after unwrapping NNX Variables.
+a norm's scale towards 0 fights the normalization instead of regularizing). The mask is
+`optax_decay.decay_mask` applied once to `nnx.state(model, nnx.Param)`, and handed to
+`nnx.Optimizer`, which works because optax_decay matches masks to parameters by path after
+unwrapping NNX Variables.
 
 Run: python examples/nnx_minimal.py [--steps 300]
 """
@@ -35,17 +36,8 @@ class Classifier(nnx.Module):
 
 
 def decay_mask(model: nnx.Module):
-  """True for every parameter named `kernel`, False for biases and norm scales.
-
-  Mapping at the level of the `nnx.Param` boxes (`is_leaf`) gives paths that end in the
-  attribute name, e.g. ('norm', 'scale'), and a plain tree of bools.
-  """
-  params = nnx.state(model, nnx.Param)
-  return jax.tree_util.tree_map_with_path(
-    lambda path, _: path[-1].key == "kernel",
-    params,
-    is_leaf=lambda x: isinstance(x, nnx.Variable),
-  )
+  """The model's mask as a plain tree of bools: True for the kernels only, by path name."""
+  return optax_decay.decay_mask(nnx.state(model, nnx.Param))
 
 
 def load_digits_split(seed: int = 0):

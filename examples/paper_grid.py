@@ -9,8 +9,8 @@ decay makes the landscape *separable* (the best λ hardly moves with the learnin
 This script repeats that experiment at laptop scale: a two-hidden-layer Flax NNX MLP with
 LayerNorm on the 8×8 digits of `sklearn.datasets.load_digits` (fixed, stratified split: 600
 training and 1197 test images), a cosine learning-rate schedule without restarts, biases and
-LayerNorm parameters excluded from the decay by a mask. The decoupled variants use the
-paper's coupling, `coupling="schedule"`: each step removes η_t·λ of every weight, where
+LayerNorm parameters excluded from the decay by `optax_decay.decay_mask`. The decoupled variants
+use the paper's coupling, `coupling="schedule"`: each step removes η_t·λ of every weight, where
 η_t = lr_t / lr is the schedule multiplier, so the decay does not depend on the base learning
 rate. A fifth panel shows AdamW with the PyTorch/optax convention, `coupling="lr"` (each step
 removes lr_t·λ), which brings the diagonal back.
@@ -234,11 +234,6 @@ class MLP(nnx.Module):
     return self.out(x)
 
 
-def decay_mask(params):
-  """Decay the three kernels only, not biases or LayerNorm scales: a callable matched by path."""
-  return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
-
-
 # ---------------------------------------------------------------------------------------------
 # One compiled program per optimizer: vmap over the grid, scan over epochs and minibatches
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +291,7 @@ def make_programs(
 
   def make_tx(lr, decay):
     schedule = optax.cosine_decay_schedule(lr, total_steps)  # the paper's cosine annealing
-    return family.build(schedule, lr, decay, decay_mask)
+    return family.build(schedule, lr, decay, optax_decay.decay_mask)
 
   def loss_fn(params, x, y):
     logits = nnx.merge(graphdef, params)(x)

@@ -44,6 +44,8 @@ def main(argv=None) -> None:
   # Features on very different scales: Adam's per-coordinate scaling then treats them unequally.
   x = jax.random.normal(kx, (256, 8)) * jnp.logspace(-1, 1, 8)
   y = x @ jax.random.normal(kw, (8,)) + 0.1 * jax.random.normal(kn, (256,))
+  # A literal tree, the plainest form of mask, as in docs/getting-started.md. The weights of this
+  # linear model are a vector, which `optax_decay.decay_mask` would leave undecayed by default.
   no_bias = {"w": True, "b": False}
 
   runs = {

@@ -133,10 +133,7 @@ def main(argv=None) -> dict:
   param_sh = jax.tree.map(lambda s: NamedSharding(mesh, s), param_specs)
   batch_sh = NamedSharding(mesh, P("data"))
 
-  mask = jax.tree.map(lambda _: True, params)
-  for layer in mask.values():
-    layer["b"] = False  # biases are not decayed
-  tx = optax_decay.adamw(1e-3, weight_decay=1e-2, mask=mask)
+  tx = optax_decay.adamw(1e-3, weight_decay=1e-2, mask=optax_decay.decay_mask)
 
   # The same rule, applied to every array of the optimizer state, gives Adam's moments (mu, nu)
   # their parameter's layout and replicates the scalar step count.

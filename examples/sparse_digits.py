@@ -3,7 +3,7 @@
 Trains a one-hidden-layer MLP on the 8x8 digits (1,347 training, 450 test images) with
 `optax_decay.adamw` and `optax_decay.proximal_l1` last in the chain, once per L1 strength, and
 reports the fraction of weight-matrix entries that are exactly 0.0 and the test accuracy. Biases
-are neither decayed nor thresholded.
+are neither decayed nor thresholded: `optax_decay.decay_mask` picks the weight matrices for both.
 
 Run: python examples/sparse_digits.py [--epochs 20] [--l1 0 0.1 0.3 1]
 """
@@ -20,8 +20,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import optax_decay
-
-KERNELS_ONLY = {"hidden": {"w": True, "b": False}, "out": {"w": True, "b": False}}
 
 
 def init_mlp(key, sizes):
@@ -58,8 +56,8 @@ def sparsity(params) -> float:
 def train(l1: float, data, args) -> dict:
   x_train, y_train, x_test, y_test = data
   tx = optax.chain(
-    optax_decay.adamw(args.lr, weight_decay=args.weight_decay, mask=KERNELS_ONLY),
-    optax_decay.proximal_l1(l1, KERNELS_ONLY, learning_rate=args.lr),
+    optax_decay.adamw(args.lr, weight_decay=args.weight_decay, mask=optax_decay.decay_mask),
+    optax_decay.proximal_l1(l1, optax_decay.decay_mask, learning_rate=args.lr),
   )
   params = init_mlp(jax.random.key(args.seed), (64, args.hidden, 10))
   state = tx.init(params)
