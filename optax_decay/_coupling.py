@@ -9,17 +9,7 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
-from optax_decay import _add_scaled, _masks, _rates
-
-__all__ = [
-  "COUPLINGS",
-  "check_coupling",
-  "check_per_step_fraction",
-  "decay_parts",
-  "per_step_rate",
-  "resolve_peak",
-  "scale_by_learning_rate_and_decay",
-]
+from optax_decay import _decays, _errors, _masks, _rates
 
 # The decay per step, c_t·λ_t, of each coupling: the one table used by the decay, the per-step
 # checks and proximal L1. Each is written as the rate a decay placed after the learning-rate
@@ -33,7 +23,6 @@ _PER_STEP = {
 }
 COUPLINGS = tuple(_PER_STEP)
 _NEEDS_PEAK = ("schedule", "corrected")
-_OWNER = "scale_by_learning_rate_and_decay"
 
 # Steps at which a learning-rate schedule is sampled to find its maximum: every step of a
 # warm-up up to 4096 steps, then a geometric grid up to 2**31 - 1.
@@ -42,13 +31,13 @@ _SAMPLE_STEPS = np.unique(
 ).astype(np.int32)
 
 
-def check_coupling(coupling: Any, owner: str) -> None:
+def check_coupling(coupling: Any) -> None:
   if coupling not in COUPLINGS:
     choices = ", ".join(repr(c) for c in COUPLINGS)
-    raise ValueError(f"{owner}: unknown coupling {coupling!r}; choose one of {choices}.")
+    raise ValueError(_errors.named(f"unknown coupling {coupling!r}; choose one of {choices}."))
 
 
-def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, owner: str) -> Any:
+def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str) -> Any:
   """The peak that "schedule" and "corrected" divide by, checked; None for the other couplings.
 
   It defaults to the learning rate only when that is a plain number. A schedule needs an
@@ -60,29 +49,33 @@ def resolve_peak(learning_rate: Any, peak_learning_rate: Any, coupling: str, own
   if coupling not in _NEEDS_PEAK:
     if peak_learning_rate is not None:
       raise ValueError(
-        f"{owner}: peak_learning_rate is used only by coupling='schedule' or 'corrected', "
-        f"not by coupling={coupling!r}."
+        _errors.named(
+          "peak_learning_rate is used only by coupling='schedule' or 'corrected', not by "
+          f"coupling={coupling!r}."
+        )
       )
     return None
   if peak_learning_rate is None:
     if not isinstance(learning_rate, (int, float, np.generic)):
       raise ValueError(
-        f"{owner}: coupling={coupling!r} needs peak_learning_rate, the value that the "
-        "schedule multiplier lr_t/peak divides by, when learning_rate is a schedule or an "
-        "array (optax.inject_hyperparams passes every learning rate as an array: there the "
-        "current value would become the peak). Pass peak_learning_rate=<the schedule's "
-        "maximum>, or inject with optax_decay.inject_hyperparams, which keeps a constant "
-        "learning rate as the peak."
+        _errors.named(
+          f"coupling={coupling!r} needs peak_learning_rate, the value that the schedule "
+          "multiplier lr_t/peak divides by, when learning_rate is a schedule or an array "
+          "(optax.inject_hyperparams passes every learning rate as an array: there the current "
+          "value would become the peak). Pass peak_learning_rate=<the schedule's maximum>, or "
+          "inject with optax_decay.inject_hyperparams, which keeps a constant learning rate as "
+          "the peak."
+        )
       )
     return _rates.check_number(
-      learning_rate, "peak_learning_rate (by default the learning_rate)", owner, positive=True
+      learning_rate, "peak_learning_rate (by default the learning_rate)", positive=True
     )
-  peak = _rates.check_number(peak_learning_rate, "peak_learning_rate", owner, positive=True)
-  _check_peak_is_the_maximum(learning_rate, peak, owner)
+  peak = _rates.check_number(peak_learning_rate, "peak_learning_rate", positive=True)
+  _check_peak_is_the_maximum(learning_rate, peak)
   return peak
 
 
-def _check_peak_is_the_maximum(learning_rate: Any, peak: Any, owner: str) -> None:
+def _check_peak_is_the_maximum(learning_rate: Any, peak: Any) -> None:
   """Raises when the learning rate is known, where it is cheap to know, to exceed the peak.
 
   A peak below the maximum makes lr_t/peak exceed 1 and multiplies the decay silently. A
@@ -109,9 +102,10 @@ def _check_peak_is_the_maximum(learning_rate: Any, peak: Any, owner: str) -> Non
   if highest > float(peak) * (1 + 1e-6):
     where = "the learning rate" if step is None else f"the schedule at step {step}"
     raise ValueError(
-      f"{owner}: {where} is {highest:.6g}, above peak_learning_rate={float(peak):.6g}, so "
-      "lr_t/peak exceeds 1 and multiplies the decay. Pass the schedule's maximum as "
-      "peak_learning_rate."
+      _errors.named(
+        f"{where} is {highest:.6g}, above peak_learning_rate={float(peak):.6g}, so lr_t/peak "
+        "exceeds 1 and multiplies the decay. Pass the schedule's maximum as peak_learning_rate."
+      )
     )
 
 
@@ -137,15 +131,19 @@ def _constant_per_step(coupling: str, learning_rate: Any, weight_decay: Any, pea
   return float(_PER_STEP[coupling](float(weight_decay), lr, pk))
 
 
-def check_per_step_fraction(fraction: float | None, owner: str) -> None:
+def check_per_step_fraction(fraction: float | None, coupling: str | None = None) -> None:
   """Raises when a known per-step decay fraction would flip the weights' sign."""
   if fraction is not None and fraction >= 1:
+    where = "" if coupling is None else f"with coupling={coupling!r}, "
     raise ValueError(
-      f"{owner}: the decay would remove {fraction:.3g} of each weight per step; a fraction "
-      "≥ 1 flips the weights' sign. Lower the decay or the learning rate."
+      _errors.named(
+        f"{where}the decay would remove {fraction:.3g} of each weight per step; a fraction "
+        "≥ 1 flips the weights' sign. Lower the decay or the learning rate."
+      )
     )
 
 
+@_errors.public
 def scale_by_learning_rate_and_decay(
   learning_rate: optax.ScalarOrSchedule,
   weight_decay: optax.ScalarOrSchedule,
@@ -238,7 +236,6 @@ def scale_by_learning_rate_and_decay(
       coupling=coupling,
       peak_learning_rate=peak_learning_rate,
       cautious=cautious,
-      owner=_OWNER,
     )
   )
 
@@ -251,33 +248,31 @@ def decay_parts(
   coupling: str,
   peak_learning_rate: float | jax.Array | None,
   cautious: bool,
-  owner: str,
 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  """The two links of :func:`scale_by_learning_rate_and_decay`, errors prefixed by `owner`.
+  """The two links of :func:`scale_by_learning_rate_and_decay`.
 
   Returned as links rather than a chain so that an optimizer built on them has optax's flat
   state: `optax_decay.adamw` is `chain(scale_by_adam, *decay_parts(...))`, laid out as
   `optax.adamw`, so that checkpoints restore across the two.
   """
-  check_coupling(coupling, owner)
-  learning_rate = _rates.check_rate(learning_rate, "learning_rate", owner)
-  weight_decay = _rates.check_rate(weight_decay, "weight_decay", owner)
-  peak = resolve_peak(learning_rate, peak_learning_rate, coupling, owner)
+  check_coupling(coupling)
+  learning_rate = _rates.check_rate(learning_rate, "learning_rate")
+  weight_decay = _rates.check_rate(weight_decay, "weight_decay")
+  peak = resolve_peak(learning_rate, peak_learning_rate, coupling)
   fraction = _constant_per_step(coupling, learning_rate, weight_decay, peak)
-  check_per_step_fraction(fraction, f"{owner} with coupling={coupling!r}")
+  check_per_step_fraction(fraction, coupling)
 
   if coupling == "lr":
     # optax.adamw's order, bit for bit: the decay joins the update before the lr scales both.
-    decay = _add_scaled.add_scaled_params(
-      weight_decay, mask, owner, "weight_decay", cautious=cautious, per_step=fraction
+    decay = _decays.add_scaled_params(
+      weight_decay, mask, "weight_decay", cautious=cautious, per_step=fraction
     )
     return decay, optax.scale_by_learning_rate(learning_rate)
   # The other couplings subtract c_t·λ_t·w after the lr scaling, with the rate formed in full
   # (float32) precision first: c_t·λ_t is at most 1, where λ_t/peak alone can exceed float16.
-  decay = _add_scaled.add_scaled_params(
+  decay = _decays.add_scaled_params(
     per_step_rate(coupling, weight_decay, learning_rate, peak),
     mask,
-    owner,
     "weight_decay",
     direction=lambda w: -w,
     cautious=cautious,

@@ -11,9 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optax_decay import _masks
-
-__all__ = ["EMBEDDING_WORDS", "NO_DECAY_WORDS", "decay_mask"]
+from optax_decay import _tree
 
 NO_DECAY_WORDS = frozenset(
   {
@@ -287,4 +285,4 @@ def decay_mask(
       return False
     return len(leaf.shape) >= min_ndim
 
-  return jax.tree_util.tree_map_with_path(decide, _masks.unwrap_variables(params))
+  return jax.tree_util.tree_map_with_path(decide, _tree.unwrap_variables(params))

@@ -1,36 +1,27 @@
-"""Decay masks: which parameter leaves a decay applies to.
+"""Masks: how a mask argument is checked and resolved to one bool per parameter leaf.
 
-A mask is `None` (every leaf), a pytree of booleans shaped like the parameters or like a prefix
-of them, or a callable that returns such a pytree when given the parameters. Masks are matched to
-parameters by *path*, after unwrapping Flax NNX `Variable` boxes on both sides, so a mask built
-from `nnx.state(model, nnx.Param)` works against the plain arrays that `nnx.Optimizer.update`
-passes, and a plain-dict mask works against an `nnx.State`.
+Which leaves deserve decay is :func:`decay_mask`'s business (`_decay_mask.py`); this module
+only applies a mask the user gives. A :data:`Mask` is `None` (every leaf), a pytree of bools
+shaped like the parameters or like a prefix of them, or a function returning one from the
+parameters. It is matched to the parameters by path, after Flax NNX `Variable` boxes are
+unwrapped on both sides (`_tree.py`), so a mask built from `nnx.state(model, nnx.Param)` works
+against the plain arrays that `nnx.Optimizer.update` passes, and a plain-dict mask against an
+`nnx.State`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import jax
 import numpy as np
-import optax
 from jax.core import Tracer
 
-from optax_decay import _warnings
+from optax_decay import _errors, _tree
 
-__all__ = [
-  "check_mask",
-  "is_mask_function",
-  "leaf_mask",
-  "param_leaves",
-  "path_key",
-  "unwrap_variables",
-  "warn_if_ineffective",
-]
-
-Mask = Any | Callable[[Any], Any] | None
+Mask: TypeAlias = Any | Callable[[Any], Any] | None
 
 _INJECT_HINT = (
   "If this mask came from optax.inject_hyperparams, which calls every callable argument as a "
@@ -40,35 +31,6 @@ _FLATTEN_HINT = (
   "Under optax.flatten every parameter is one flat vector, so a mask cannot tell kernels from "
   "biases: put the masked decay outside optax.flatten."
 )
-
-
-def is_placeholder(x: Any) -> bool:
-  """A leaf that stands for no parameter: `None` (an Equinox-filtered module, a `None` gradient)
-  or `optax.MaskedNode` (a leaf of another group inside `optax.partition` or `optax.masked`).
-
-  Flattened as leaves of their own, so that the updates, the parameters and every tree shaped
-  like them keep one leaf per position; a decay passes them through untouched.
-  """
-  return x is None or isinstance(x, optax.MaskedNode)
-
-
-def _is_variable(x: Any) -> bool:
-  # Flax is optional: only look for its Variable type when the user has imported it.
-  nnx = sys.modules.get("flax.nnx")
-  return nnx is not None and isinstance(x, nnx.Variable)
-
-
-def _variable_value(x: Any) -> Any:
-  return x.get_value() if hasattr(x, "get_value") else x.value
-
-
-def unwrap_variables(tree: Any) -> Any:
-  """`tree` with every Flax NNX `Variable` replaced by the value it holds."""
-  if sys.modules.get("flax.nnx") is None:
-    return tree
-  return jax.tree.map(
-    lambda x: _variable_value(x) if _is_variable(x) else x, tree, is_leaf=_is_variable
-  )
 
 
 def _scalar_bool(x: Any) -> bool | None:
@@ -81,31 +43,36 @@ def _scalar_bool(x: Any) -> bool | None:
   return None
 
 
-def check_mask(mask: Mask, owner: str) -> None:
+def check(mask: Mask) -> None:
   """Construction-time checks on a mask argument."""
   if isinstance(mask, Tracer):
-    raise TypeError(f"{owner}: mask is a traced array; a mask must be static. {_INJECT_HINT}")
+    raise TypeError(_errors.named(f"mask is a traced array; a mask must be static. {_INJECT_HINT}"))
   whole = _scalar_bool(mask)
   if whole is False:
     raise ValueError(
-      f"{owner}: mask=False decays no parameter. To switch the decay off set its rate to 0. "
-      + _INJECT_HINT
+      _errors.named(
+        "mask=False decays no parameter. To switch the decay off set its rate to 0. " + _INJECT_HINT
+      )
     )
   if whole is True:
     # Accepting True would hide the case where inject_hyperparams called a path-based mask
     # function on the step count, got True, and so decays every leaf, biases included.
     raise ValueError(
-      f"{owner}: mask=True is ambiguous; pass mask=None to decay every parameter. " + _INJECT_HINT
+      _errors.named(
+        "mask=True is ambiguous; pass mask=None to decay every parameter. " + _INJECT_HINT
+      )
     )
   if isinstance(mask, (str, bytes, int, float, complex)):
     raise TypeError(
-      f"{owner}: mask must be None, a pytree of bools shaped like the parameters (or a prefix "
-      f"of them) or a function of the parameters; got the {type(mask).__name__} {mask!r}. "
-      "To choose leaves by name, pass optax_decay.decay_mask(include=..., exclude=...)."
+      _errors.named(
+        "mask must be None, a pytree of bools shaped like the parameters (or a prefix of "
+        f"them) or a function of the parameters; got the {type(mask).__name__} {mask!r}. "
+        "To choose leaves by name, pass optax_decay.decay_mask(include=..., exclude=...)."
+      )
     )
 
 
-def is_mask_function(mask: Any) -> bool:
+def is_function(mask: Any) -> bool:
   """True for a mask given as a function of the parameters.
 
   A callable that is itself a pytree with children (an Equinox module of bools, say) is a mask
@@ -114,43 +81,34 @@ def is_mask_function(mask: Any) -> bool:
   return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
 
 
-def param_leaves(params: Any) -> list[Any]:
-  """The leaves of `params` with Variables unwrapped, placeholders kept as leaves of their own."""
-  return jax.tree.leaves(unwrap_variables(params), is_leaf=is_placeholder)
-
-
-def path_key(path: tuple[Any, ...]) -> tuple[str, ...]:
-  # Entries are compared by their printed form so that a dict, an nnx.State and a FrozenDict
-  # with the same keys match one another.
-  return tuple(str(entry) for entry in path)
-
-
-def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
-  """One bool per leaf of `params` (in `param_leaves` order): does the decay apply there?
+def flags(mask: Mask, params: Any, what: str = "mask") -> list[bool]:
+  """One bool per leaf of `params` (in `_tree.leaves` order): does the decay apply there?
 
   Placeholder leaves of `params` (`None`, `optax.MaskedNode`) get False; they need no mask
   entry, and an entry at (or under) one is accepted and ignored, as `optax.masked` ignores it.
   So a mask over the whole parameters works inside `optax.partition`, where the transform sees
-  the other groups' leaves as `MaskedNode`s, and an Equinox filter spec works against a filtered
-  module.
+  the other groups' leaves as `MaskedNode`s, and an Equinox filter spec works against a
+  filtered module.
+
+  `what` names the tree in messages (the group labels are resolved as masks too).
 
   Raises:
     ValueError: naming the path of the first parameter leaf that no mask entry covers, or of
       the first mask entry that matches no parameter.
   """
-  params = unwrap_variables(params)
-  path_leaves = jax.tree_util.tree_flatten_with_path(params, is_leaf=is_placeholder)[0]
+  params = _tree.unwrap_variables(params)
+  path_leaves = _tree.leaves_with_paths(params)
   if mask is None or not path_leaves:
     # No leaves: also optax.tree_utils.tree_map_params' placeholder, on which `init` is called
     # only to see the shape of the state.
-    return [not is_placeholder(leaf) for _, leaf in path_leaves]
-  if is_mask_function(mask):
+    return [not _tree.is_placeholder(leaf) for _, leaf in path_leaves]
+  if is_function(mask):
     mask = mask(params)
   hint = _variable_hint(mask)
-  mask = unwrap_variables(mask)
+  mask = _tree.unwrap_variables(mask)
   whole = _scalar_bool(mask)
   if whole is not None:
-    return [whole and not is_placeholder(leaf) for _, leaf in path_leaves]
+    return [whole and not _tree.is_placeholder(leaf) for _, leaf in path_leaves]
 
   entries: dict[tuple[str, ...], bool] = {}
   for path, value in jax.tree_util.tree_flatten_with_path(mask)[0]:
@@ -158,53 +116,61 @@ def leaf_mask(mask: Mask, params: Any, owner: str) -> list[bool]:
     where = jax.tree_util.keystr(path) or "<root>"
     if flag is None:
       if isinstance(value, Tracer):
-        raise TypeError(f"{owner}: the mask entry at {where} is traced; masks must be static.")
+        raise TypeError(_errors.named(f"the {what} entry at {where} is traced; it must be static."))
       shape = f" of shape {value.shape}" if hasattr(value, "shape") else ""
       raise TypeError(
-        f"{owner}: the mask entry at {where} must be a bool, got {type(value).__name__}{shape}."
+        _errors.named(
+          f"the {what} entry at {where} must be a bool, got {type(value).__name__}{shape}."
+        )
       )
-    entries[path_key(path)] = flag
+    entries[_tree.path_key(path)] = flag
 
   used: set[tuple[str, ...]] = set()
   placeholders: list[tuple[str, ...]] = []
-  flags = []
+  result = []
   for path, leaf in path_leaves:
-    key = path_key(path)
+    key = _tree.path_key(path)
     covering = next((key[:d] for d in range(len(key), -1, -1) if key[:d] in entries), None)
     if covering is not None:
       used.add(covering)
-    if is_placeholder(leaf):
+    if _tree.is_placeholder(leaf):
       placeholders.append(key)
-      flags.append(False)
+      result.append(False)
     elif covering is not None:
-      flags.append(entries[covering])
+      result.append(entries[covering])
     elif not path:  # the parameters are one bare array
       raise ValueError(
-        f"{owner}: the parameters are a single array, which the mask's entries cannot name. "
-        + _FLATTEN_HINT
+        _errors.named(
+          f"the parameters are a single array, which the {what}'s entries cannot name. "
+          + _FLATTEN_HINT
+        )
       )
     else:
       raise ValueError(
-        f"{owner}: the mask does not cover the parameter at {jax.tree_util.keystr(path)}; "
-        "a mask must have the structure of the parameters or of a prefix of them."
-        + _top_key_hint(entries, path_leaves)
+        _errors.named(
+          f"the {what} does not cover the parameter at {jax.tree_util.keystr(path)}; it must "
+          "have the structure of the parameters or of a prefix of them."
+          + _top_key_hint(entries, path_leaves)
+        )
       )
   unused = [k for k in entries if k not in used and not any(k[: len(p)] == p for p in placeholders)]
   if unused:
     raise ValueError(
-      f"{owner}: the mask entry at {''.join(unused[0])} matches no parameter; "
-      "a mask must have the structure of the parameters or of a prefix of them."
-      + _top_key_hint(entries, path_leaves)
-      + hint
+      _errors.named(
+        f"the {what} entry at {''.join(unused[0])} matches no parameter; it must have the "
+        "structure of the parameters or of a prefix of them."
+        + _top_key_hint(entries, path_leaves)
+        + hint
+      )
     )
-  return flags
+  return result
 
 
 def _top_key_hint(entries: dict[tuple[str, ...], bool], path_leaves: list[Any]) -> str:
   """Says so when one tree has Linen's extra `params` level and the other has not."""
   linen = "['params']"
   in_mask = all(k[:1] == (linen,) for k in entries)
-  in_params = all(path_key(path)[:1] == (linen,) for path, _ in path_leaves)
+  in_params = all(_tree.path_key(path)[:1] == (linen,) for path, _ in path_leaves)
   if in_mask and not in_params:
     return (
       " The mask has a top-level 'params' key that the parameters lack: pass "
@@ -223,8 +189,8 @@ def _variable_hint(mask: Any) -> str:
   nnx = sys.modules.get("flax.nnx")
   if nnx is None or not isinstance(mask, nnx.State):
     return ""
-  variables = jax.tree.leaves(mask, is_leaf=_is_variable)
-  kinds = sorted({type(v).__name__ for v in variables if _is_variable(v)} - {"Param"})
+  variables = jax.tree.leaves(mask, is_leaf=_tree.is_variable)
+  kinds = sorted({type(v).__name__ for v in variables if _tree.is_variable(v)} - {"Param"})
   if not kinds:
     return ""
   return (
@@ -233,20 +199,26 @@ def _variable_hint(mask: Any) -> str:
   )
 
 
-def warn_if_ineffective(mask: Mask, flags: list[bool], inexact: list[bool], owner: str) -> None:
-  """Warns when a user-given mask selects no decayable leaf, or every one of several."""
-  if mask is None:
-    return
-  chosen = [f for f, x in zip(flags, inexact, strict=True) if x]
-  if chosen and not any(chosen):
-    _warnings.warn_at_caller(
-      f"{owner}: the mask excludes every floating-point parameter, so nothing is decayed. "
-      + _INJECT_HINT
-      + (" " + _FLATTEN_HINT if len(flags) == 1 else "")
-    )
-  elif len(chosen) > 1 and all(chosen):
-    _warnings.warn_at_caller(
-      f"{owner}: the mask selects all {len(chosen)} floating-point parameters, so it excludes "
-      "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
-      "from kernels)."
-    )
+def decayed_leaves(mask: Mask, params: Any) -> list[Any]:
+  """The floating-point leaves of `params` that `mask` selects, after warning about the mask.
+
+  Called at `init`, so that a mask that does not fit the parameters fails early, and that a
+  mask which selects no decayable leaf, or every one of several, is reported.
+  """
+  selected = flags(mask, params)
+  leaves = _tree.leaves(params)
+  if mask is not None:
+    chosen = [f for f, leaf in zip(selected, leaves, strict=True) if _tree.is_decayable(leaf)]
+    if chosen and not any(chosen):
+      _errors.warn(
+        "the mask excludes every floating-point parameter, so nothing is decayed. "
+        + _INJECT_HINT
+        + (" " + _FLATTEN_HINT if len(selected) == 1 else "")
+      )
+    elif len(chosen) > 1 and all(chosen):
+      _errors.warn(
+        f"the mask selects all {len(chosen)} floating-point parameters, so it excludes "
+        "nothing (with stacked or scanned layers an `ndim`-based rule no longer tells biases "
+        "from kernels)."
+      )
+  return [leaf for f, leaf in zip(selected, leaves, strict=True) if f and _tree.is_decayable(leaf)]

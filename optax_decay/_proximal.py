@@ -8,9 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optax_decay import _add_scaled, _coupling, _masks, _rates
-
-_OWNER = "proximal_l1"
+from optax_decay import _coupling, _decays, _errors, _masks, _rates, _tree
 
 
 def _prox_leaf(update: jax.Array, param: jax.Array, tau: Any) -> jax.Array:
@@ -25,6 +23,7 @@ def _prox_leaf(update: jax.Array, param: jax.Array, tau: Any) -> jax.Array:
   return jnp.where(tau > 0, (jnp.sign(target) * shrunk - param).astype(update.dtype), update)
 
 
+@_errors.public
 def proximal_l1(
   l1: optax.ScalarOrSchedule,
   mask: _masks.Mask = None,
@@ -103,37 +102,41 @@ def proximal_l1(
     Loshchilov & Hutter, `Decoupled Weight Decay Regularization
     <https://arxiv.org/abs/1711.05101>`_, ICLR 2019 (the couplings).
   """
-  _coupling.check_coupling(coupling, _OWNER)
-  l1 = _rates.check_rate(l1, "l1", _OWNER)
+  _coupling.check_coupling(coupling)
+  l1 = _rates.check_rate(l1, "l1")
   if coupling == "none":
     if learning_rate is not None:
       raise ValueError(
-        f"{_OWNER}: coupling='none' thresholds by l1 alone and takes no learning_rate; "
-        "leave it out, or choose coupling='lr'."
+        _errors.named(
+          "coupling='none' thresholds by l1 alone and takes no learning_rate; leave it out, "
+          "or choose coupling='lr'."
+        )
       )
   elif learning_rate is None:
     raise ValueError(
-      f"{_OWNER}: coupling={coupling!r} needs learning_rate, the same value or schedule "
-      "as the chain's learning rate."
+      _errors.named(
+        f"coupling={coupling!r} needs learning_rate, the same value or schedule as the "
+        "chain's learning rate."
+      )
     )
   else:
-    learning_rate = _rates.check_rate(learning_rate, "learning_rate", _OWNER)
-  peak = _coupling.resolve_peak(learning_rate, peak_learning_rate, coupling, _OWNER)
-  _masks.check_mask(mask, _OWNER)
+    learning_rate = _rates.check_rate(learning_rate, "learning_rate")
+  peak = _coupling.resolve_peak(learning_rate, peak_learning_rate, coupling)
+  _masks.check(mask)
   tau = _coupling.per_step_rate(coupling, l1, learning_rate, peak)
   is_zero = _rates.is_zero(l1) or _rates.is_zero(tau)
 
   def init_fn(params):
-    _add_scaled.warn_at_init(mask, params, _OWNER)
-    return _add_scaled.schedule_init(tau)
+    _decays.check_at_init(mask, params)
+    return _rates.schedule_init(tau)
 
   def update_fn(updates, state, params=None) -> tuple[Any, Any]:
-    _add_scaled.require_params(params, _OWNER)
-    tau_t, state = _add_scaled.schedule_step(tau, state)
+    _tree.require_params(params)
+    (tau_t,), state = _rates.schedule_step([tau], state)
     if updates is None or is_zero:
       return updates, state
-    updates = _add_scaled.map_masked_leaves(
-      lambda u, w: _prox_leaf(u, w, tau_t), updates, params, mask, _OWNER
+    updates = _decays.map_selected(
+      lambda u, w: _prox_leaf(u, w, tau_t), updates, params, _masks.flags(mask, params)
     )
     return updates, state
 

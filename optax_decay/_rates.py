@@ -1,25 +1,58 @@
-"""Checking and evaluating rates that may be numbers, scalar arrays or schedules."""
+"""Rates that may be numbers, scalar arrays or schedules: checking them, and counting steps.
+
+Every rate argument goes through :func:`check_rate` (or :func:`check_number` for those that may
+not be schedules) at construction, and every stateful transform counts its steps the same way:
+an int32 `count`, 0 at the first `update`, at which its schedules are evaluated, advanced with
+`optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps, so schedules in
+one chain stay in step.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.core import Tracer
 
-__all__ = [
-  "check_number",
-  "check_rate",
-  "combine_rates",
-  "is_constant",
-  "is_zero",
-  "rate_at",
-  "unchecked",
-]
+from optax_decay import _errors
+
+
+class DecayScheduleState(NamedTuple):
+  """State of a decay whose rate is a schedule: the step count the schedule is evaluated at."""
+
+  count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # int32 scalar
+
+
+def count_init() -> jax.Array:
+  return jnp.zeros([], jnp.int32)
+
+
+def count_next(count: jax.Array) -> jax.Array:
+  return jnp.asarray(optax.safe_increment(count))
+
+
+def rate_at(rate: optax.ScalarOrSchedule, count: jax.Array) -> Any:
+  """The value of `rate` at step `count`: the schedule evaluated there, or the constant itself."""
+  return rate(count) if callable(rate) else rate
+
+
+def schedule_init(*rates: Any) -> DecayScheduleState | optax.EmptyState:
+  """A step count when any of `rates` is a schedule; no state otherwise (as optax does)."""
+  if any(callable(rate) for rate in rates):
+    return DecayScheduleState(count=count_init())
+  return optax.EmptyState()
+
+
+def schedule_step(rates: Sequence[Any], state: Any) -> tuple[list[Any], Any]:
+  """The value of each of `rates` at this step, and the state for the next one."""
+  if isinstance(state, DecayScheduleState):
+    return [rate_at(r, state.count) for r in rates], DecayScheduleState(count_next(state.count))
+  return list(rates), state
 
 
 def _describe(value: Any) -> str:
@@ -38,7 +71,7 @@ def is_zero(rate: Any) -> bool:
   return isinstance(rate, (int, float)) and rate == 0
 
 
-def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> Any:
+def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
   """`rate` after checking it; a schedule comes back wrapped so that its values are checked too.
 
   A number must be a finite, non-negative (or positive) real scalar. A traced value (under
@@ -48,70 +81,83 @@ def check_rate(rate: Any, name: str, owner: str, *, positive: bool = False) -> A
   value would otherwise broadcast the parameters to a new shape.
   """
   if callable(rate):
-    return _scalar_schedule(rate, name, owner)
+    return rate if isinstance(rate, _ScalarSchedule) else _ScalarSchedule(rate, name)
   if isinstance(rate, Tracer):
-    _check_scalar(rate, name, owner)
+    _check_scalar(rate, name)
     return rate
   if isinstance(rate, (bool, np.bool_)) or getattr(rate, "dtype", None) == np.bool_:
-    raise TypeError(f"{owner}: {name} must be a number or a schedule, got the boolean {rate!r}.")
+    raise TypeError(
+      _errors.named(f"{name} must be a number or a schedule, got the boolean {rate!r}.")
+    )
   if not isinstance(rate, (int, float, np.generic, np.ndarray, jax.Array)):
     raise TypeError(
-      f"{owner}: {name} must be a float, a scalar array or a schedule (a callable of the "
-      f"step count), got {_describe(rate)}."
+      _errors.named(
+        f"{name} must be a float, a scalar array or a schedule (a callable of the step count), "
+        f"got {_describe(rate)}."
+      )
     )
-  _check_scalar(rate, name, owner)
+  _check_scalar(rate, name)
   if np.iscomplexobj(rate):
-    raise TypeError(f"{owner}: {name} must be real, got {rate!r}.")
+    raise TypeError(_errors.named(f"{name} must be real, got {rate!r}."))
   value = float(rate)
   if not math.isfinite(value):
-    raise ValueError(f"{owner}: {name} must be finite, got {value}.")
+    raise ValueError(_errors.named(f"{name} must be finite, got {value}."))
   if value < 0:
-    raise ValueError(f"{owner}: {name} must be non-negative, got {value}.")
+    raise ValueError(_errors.named(f"{name} must be non-negative, got {value}."))
   if positive and value == 0:
-    raise ValueError(f"{owner}: {name} must be positive, got {value}.")
+    raise ValueError(_errors.named(f"{name} must be positive, got {value}."))
   return rate
 
 
-def _check_scalar(value: Any, name: str, owner: str, what: str = "") -> None:
+def check_number(value: Any, name: str, *, positive: bool = False) -> Any:
+  """`check_rate` for an argument that may not be a schedule (betas, eps, momentum, ...)."""
+  if callable(value):
+    raise TypeError(_errors.named(f"{name} must be a number, not a schedule."))
+  return check_rate(value, name, positive=positive)
+
+
+def check_fraction(value: Any, name: str, why: str) -> None:
+  """`check_number` for a β of a moving average, which must lie in [0, 1)."""
+  check_number(value, name)
+  if is_constant(value) and not float(value) < 1:
+    raise ValueError(_errors.named(f"{name} must lie in [0, 1), got {float(value)}: {why}"))
+
+
+def check_bool(value: Any, name: str) -> None:
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(_errors.named(f"{name} must be True or False, got {value!r}."))
+
+
+def _check_scalar(value: Any, name: str, what: str = "") -> None:
   if np.ndim(value) != 0:
     raise ValueError(
-      f"{owner}: {name}{what} must be a scalar, got an array of shape {np.shape(value)}."
+      _errors.named(f"{name}{what} must be a scalar, got an array of shape {np.shape(value)}.")
     )
 
 
 class _ScalarSchedule:
-  """A user's schedule whose values are checked to be scalars when it is called."""
+  """A user's schedule whose values are checked to be scalars when it is called.
 
-  def __init__(self, schedule: Callable[[Any], Any], name: str, owner: str):
-    self.schedule, self.name, self.owner = schedule, name, owner
+  Errors name the function that built the transform: the name is taken at construction, since
+  the schedule is called later, from inside `update`.
+  """
+
+  def __init__(self, schedule: Callable[[Any], Any], name: str):
+    self.schedule, self.name, self.called = schedule, name, _errors.called()
 
   def __call__(self, count: Any) -> Any:
     value = self.schedule(count)
-    _check_scalar(value, self.name, self.owner, " (a schedule here)")
+    if np.ndim(value) != 0:
+      raise ValueError(
+        f"{self.called}: {self.name} (a schedule here) must be a scalar, got an array of shape "
+        f"{np.shape(value)}."
+      )
     return value
 
 
 def unchecked(schedule: Callable[[Any], Any]) -> Callable[[Any], Any]:
   """The user's own schedule inside a checked one (to evaluate it on many steps at once)."""
   return schedule.schedule if isinstance(schedule, _ScalarSchedule) else schedule
-
-
-def _scalar_schedule(schedule: Callable[[Any], Any], name: str, owner: str) -> _ScalarSchedule:
-  if isinstance(schedule, _ScalarSchedule):
-    return schedule
-  return _ScalarSchedule(schedule, name, owner)
-
-
-def check_number(value: Any, name: str, owner: str, *, positive: bool = False) -> Any:
-  """`check_rate` for an argument that may not be a schedule (betas, eps, momentum, ...)."""
-  if callable(value):
-    raise TypeError(f"{owner}: {name} must be a number, not a schedule.")
-  return check_rate(value, name, owner, positive=positive)
-
-
-def rate_at(rate: optax.ScalarOrSchedule, count: jax.Array) -> Any:
-  """The value of `rate` at step `count`: the schedule evaluated there, or the constant itself."""
-  return rate(count) if callable(rate) else rate
 
 
 def combine_rates(fn: Callable[..., Any], *rates: Any) -> optax.ScalarOrSchedule:

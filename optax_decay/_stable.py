@@ -8,11 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optax_decay import _add_scaled, _alias, _masks, _rates
-
-__all__ = ["StableDecoupledDecayState", "adams", "stable_decoupled_decay"]
-
-_OWNER = "stable_decoupled_decay"
+from optax_decay import _decays, _errors, _masks, _rates, _tree
 
 
 class StableDecoupledDecayState(NamedTuple):
@@ -20,16 +16,12 @@ class StableDecoupledDecayState(NamedTuple):
 
   count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]  # int32: updates so far
   mean_sq: jax.Array  # float32: EMA of the mean squared gradient, before bias correction
-  inner: Any  # the preconditioner's state
+  inner_state: Any  # the preconditioner's state
 
 
 def _mean_square(grads: Any) -> jax.Array:
   """Mean of |g|² over every element of every floating-point leaf, summed in float32 or wider."""
-  leaves = [
-    g
-    for g in jax.tree.leaves(_masks.unwrap_variables(grads), is_leaf=_masks.is_placeholder)
-    if _add_scaled.is_decayable(g)
-  ]
+  leaves = [g for g in _tree.leaves(grads) if _tree.is_decayable(g)]
   size = sum(int(g.size) for g in leaves)
   if size == 0:
     return jnp.zeros([], jnp.float32)
@@ -47,6 +39,7 @@ def _mean_square(grads: Any) -> jax.Array:
   return (jnp.asarray(total) / size).astype(jnp.float32)
 
 
+@_errors.public
 def stable_decoupled_decay(
   preconditioner: optax.GradientTransformation,
   weight_decay: optax.ScalarOrSchedule,
@@ -115,118 +108,48 @@ def stable_decoupled_decay(
     Mitigate Them: A Gradient-Norm Perspective <https://arxiv.org/abs/2011.11152>`_,
     NeurIPS 2023.
   """
-  return _stable_decay(preconditioner, weight_decay, b2, eps, mask, _OWNER)
-
-
-def _stable_decay(
-  preconditioner: optax.GradientTransformation,
-  weight_decay: optax.ScalarOrSchedule,
-  b2: float,
-  eps: float,
-  mask: _masks.Mask,
-  owner: str,
-) -> optax.GradientTransformation:
-  """:func:`stable_decoupled_decay` with its errors and warnings prefixed by `owner`."""
   if not isinstance(preconditioner, optax.GradientTransformation):
     raise TypeError(
-      f"{owner}: preconditioner must be an optax.GradientTransformation, got "
-      f"{type(preconditioner).__name__}."
+      _errors.named(
+        "preconditioner must be an optax.GradientTransformation, got "
+        f"{type(preconditioner).__name__}."
+      )
     )
-  weight_decay = _rates.check_rate(weight_decay, "weight_decay", owner)
-  _rates.check_number(b2, "b2", owner)
-  if _rates.is_constant(b2) and not float(b2) < 1:
-    raise ValueError(
-      f"{owner}: b2 must lie in [0, 1), got {float(b2)}: with b2 = 1 the average never moves "
-      "and its bias correction divides by zero."
-    )
-  _rates.check_number(eps, "eps", owner)
-  _masks.check_mask(mask, owner)
+  weight_decay = _rates.check_rate(weight_decay, "weight_decay")
+  _rates.check_fraction(
+    b2, "b2", "with b2 = 1 the average never moves and its bias correction divides by zero."
+  )
+  _rates.check_number(eps, "eps")
+  _masks.check(mask)
   is_zero = _rates.is_zero(weight_decay)
 
   def init_fn(params):
-    _add_scaled.warn_at_init(mask, params, owner)
+    _decays.check_at_init(mask, params)
     return StableDecoupledDecayState(
-      count=jnp.zeros([], jnp.int32),
+      count=_rates.count_init(),
       mean_sq=jnp.zeros([], jnp.float32),
-      inner=preconditioner.init(params),
+      inner_state=preconditioner.init(params),
     )
 
   def update_fn(updates, state, params=None) -> tuple[Any, Any]:
-    _add_scaled.require_params(params, owner)
+    _tree.require_params(params)
     if updates is None:  # as optax's own transforms answer a call without updates
       return None, state
     rate = _rates.rate_at(weight_decay, state.count)
-    count = jnp.asarray(optax.safe_increment(state.count))
+    count = _rates.count_next(state.count)
     # Written as optax's Adam writes its moment and bias correction (1 - b2 formed before any
     # float32 rounding), so that this scalar tracks the mean of optax's `nu` to float32 rounding.
     mean_sq = (b2 * state.mean_sq + (1 - b2) * _mean_square(updates)).astype(jnp.float32)
     corrected = mean_sq / jnp.asarray(1 - b2**count, jnp.float32)
     kappa = jnp.asarray(rate, jnp.float32) / (jnp.sqrt(corrected) + jnp.asarray(eps, jnp.float32))
-    new_updates, inner = preconditioner.update(updates, state.inner, params)
+    new_updates, inner_state = preconditioner.update(updates, state.inner_state, params)
     if not is_zero:
-      new_updates = _add_scaled.map_masked_leaves(
-        lambda u, w: _add_scaled.scaled_leaf(u, w, kappa, w), new_updates, params, mask, owner
+      new_updates = _decays.map_selected(
+        lambda u, w: _decays.scaled_leaf(u, w, kappa, w),
+        new_updates,
+        params,
+        _masks.flags(mask, params),
       )
-    return new_updates, StableDecoupledDecayState(count, mean_sq, inner)
+    return new_updates, StableDecoupledDecayState(count, mean_sq, inner_state)
 
   return optax.GradientTransformation(init_fn, update_fn)
-
-
-def adams(
-  learning_rate: optax.ScalarOrSchedule,
-  b1: float = 0.9,
-  b2: float = 0.999,
-  eps: float = 1e-8,
-  eps_root: float = 0.0,
-  mu_dtype: Any | None = None,
-  weight_decay: optax.ScalarOrSchedule = 1e-4,
-  mask: _masks.Mask = None,
-  *,
-  nesterov: bool = False,
-) -> optax.GradientTransformation:
-  r"""Adam with stable weight decay (AdamS).
-
-  .. math::
-
-    w_t = w_{t-1} - \mathrm{lr}_t \Big(\frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
-          + \frac{\lambda}{\sqrt{\bar v_t} + \epsilon}\, w_{t-1}\Big),
-    \qquad \bar v_t = \operatorname{mean}_i \hat v_{t,i}
-
-  AdamW's step with the decay divided by the root of the mean bias-corrected second moment over
-  all parameters (Xie et al., Alg. 2; their ε-free decay is ``eps=0``). It is
-  ``optax.chain(stable_decoupled_decay(optax.scale_by_adam(...), weight_decay, b2=b2, eps=eps,
-  mask=mask), optax.scale_by_learning_rate(learning_rate))``. The decay is coupled to the
-  learning rate (lr_t·λ), as in the paper and in PyTorch's ``AdamW``.
-
-  Args:
-    learning_rate: lr, a float, scalar array or schedule.
-    b1, b2, eps, eps_root, mu_dtype, nesterov: as in ``optax.scale_by_adam``.
-    weight_decay: λ ≥ 0, a float, scalar array or schedule.
-    mask: which parameters are decayed (``None``: all); see :func:`decoupled_decay`.
-
-  Returns:
-    An ``optax.GradientTransformation``.
-
-  Example:
-    >>> import jax.numpy as jnp, optax, optax_decay
-    >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
-    >>> tx = optax_decay.adams(1e-3, weight_decay=5e-4, mask={"w": True, "b": False})
-    >>> grads = {"w": jnp.full((2, 2), 0.1), "b": jnp.full(2, 0.1)}
-    >>> updates, state = tx.update(grads, tx.init(params), params)
-    >>> params = optax.apply_updates(params, updates)
-
-  References:
-    Xie, Xu, Zhang, Sato & Sugiyama, `On the Overlooked Pitfalls of Weight Decay and How to
-    Mitigate Them: A Gradient-Norm Perspective <https://arxiv.org/abs/2011.11152>`_,
-    NeurIPS 2023.
-  """
-  owner = "adams"
-  adam = _alias.adam_preconditioner(
-    owner, b1=b1, b2=b2, eps=eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov
-  )
-  return _alias.passing_none(
-    optax.chain(
-      _stable_decay(adam, weight_decay, b2, eps, mask, owner),
-      _alias.learning_rate_step(learning_rate, owner),
-    )
-  )

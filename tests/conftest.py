@@ -1,13 +1,12 @@
-"""Shared pytest setup: makes `tests/helpers.py` importable and provides small fixtures."""
+"""Shared pytest setup: small fixtures.
 
-import os
-import sys
+`tests/` is on `sys.path` through pytest's `pythonpath = ["tests"]` option (pyproject.toml), so
+the test modules import `helpers` and `references` directly.
+"""
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,32 @@ def assert_trees_close(a, b, rtol=1e-6, atol=0.0):
     x, y = np.asarray(x), np.asarray(y)
     assert x.shape == y.shape, f"shapes differ: {x.shape} vs {y.shape}"
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def assert_histories_close(got, want, rtol, atol=0.0, dtype=None):
+  """`assert_trees_close` step by step over two parameter histories of the same length.
+
+  With `dtype`, every leaf of `got` must also have that dtype (a run meant to be in float64
+  that silently ran in float32 would otherwise pass a loose tolerance unnoticed).
+  """
+  assert len(got) == len(want), f"{len(got)} steps vs {len(want)}"
+  for step, (g, w) in enumerate(zip(got, want, strict=True)):
+    if dtype is not None:
+      assert all(x.dtype == dtype for x in jax.tree.leaves(g)), f"step {step}: not {dtype}"
+    try:
+      assert_trees_close(g, w, rtol=rtol, atol=atol)
+    except AssertionError as error:
+      raise AssertionError(f"at step {step}: {error}") from None
+
+
+def assert_histories_equal(got, want):
+  """`assert_trees_equal` step by step over two parameter histories of the same length."""
+  assert len(got) == len(want), f"{len(got)} steps vs {len(want)}"
+  for step, (g, w) in enumerate(zip(got, want, strict=True)):
+    try:
+      assert_trees_equal(g, w)
+    except AssertionError as error:
+      raise AssertionError(f"at step {step}: {error}") from None
 
 
 def assert_trees_equal(a, b):
@@ -60,6 +88,11 @@ class LeastSquares:
     r = jnp.asarray(self.x, dtype) @ params["w"] + params["b"] - jnp.asarray(self.y, dtype)
     return 0.5 * (r**2).sum() / self.x.shape[0]
 
+  @functools.cached_property
+  def grad(self):
+    """`jax.grad(loss)`, compiled once, so that runs without jit time the optimizer alone."""
+    return jax.jit(jax.grad(self.loss))
+
   def grad_np(self, params):
     """The gradient of `loss`, by hand, in NumPy."""
     n = self.x.shape[0]
@@ -86,3 +119,9 @@ def run_optimizer(tx, grad_fn, params, steps, jit=True):
     params, state = step(params, state)
     history.append(params)
   return history
+
+
+def run_float64(tx, problem, steps, jit=True):
+  """`run_optimizer` on a `LeastSquares` problem in float64, with the gradient of its loss."""
+  with jax.enable_x64(True):
+    return run_optimizer(tx, problem.grad, problem.params(jnp.float64), steps, jit)

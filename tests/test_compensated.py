@@ -6,21 +6,11 @@ import ml_dtypes
 import numpy as np
 import optax
 import pytest
+import references
 
 import optax_decay
 
 BF16 = ml_dtypes.bfloat16
-
-
-def _numpy_kahan(w0, updates):
-  """Weights kept in bfloat16, float32 error carried between steps."""
-  w = w0.astype(BF16)
-  err = np.zeros(w.shape, np.float32)
-  for u in updates:
-    exact = w.astype(np.float32) + u.astype(np.float32) + err
-    w = exact.astype(BF16)
-    err = exact - w.astype(np.float32)
-  return w
 
 
 def _run(tx, params, grads_seq):
@@ -39,7 +29,7 @@ def test_matches_numpy_kahan_loop_on_random_updates():
   tx = optax_decay.compensated_summation()
   params = {"w": jnp.asarray(w0, jnp.bfloat16)}
   got, _ = _run(tx, params, [{"w": jnp.asarray(u, jnp.float32)} for u in seq])
-  want = _numpy_kahan(w0, seq)
+  want = references.kahan_sum(w0, seq, BF16)  # float32 error carried between steps
   np.testing.assert_array_equal(np.asarray(got["w"]).astype(np.float32), want.astype(np.float32))
   # Plain bfloat16 addition loses these updates: the weights barely move.
   plain = w0.astype(BF16)

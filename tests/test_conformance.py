@@ -65,6 +65,10 @@ REGISTRY = {
     weight_decay=DECAY,
     b2=0.875,
   ),
+  # A factory of factories: its typical instance is the decoupled variant optax lacks.
+  "with_decoupled_decay": _typical(
+    optax_decay.with_decoupled_decay(optax.rmsprop), learning_rate=LR, weight_decay=DECAY
+  ),
 }
 
 # Public callables that are not transforms, and why. Functions annotated to return something
@@ -91,6 +95,7 @@ DECAY_ARG = {
   "scale_by_learning_rate_and_decay": "weight_decay",
   "adams": "weight_decay",
   "stable_decoupled_decay": "weight_decay",
+  "with_decoupled_decay": "weight_decay",
 }
 
 # Arguments that may be schedules of the step count (adamwr and sgdwr build their own).

@@ -9,7 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import LeastSquares, assert_trees_close, assert_trees_equal, run_optimizer
+import references
+from helpers import (
+  LeastSquares,
+  assert_histories_close,
+  assert_histories_equal,
+  assert_trees_close,
+  assert_trees_equal,
+  run_float64,
+  run_optimizer,
+)
 
 import optax_decay
 
@@ -21,27 +30,15 @@ END = 0.005
 
 # --- schedules, in optax and written out again in NumPy ---------------------------------------
 
-
-def np_cosine(t):
-  """optax.cosine_decay_schedule(PEAK, STEPS, alpha=0.1) by hand."""
-  t = min(t, STEPS)
-  return PEAK * (0.9 * 0.5 * (1 + np.cos(np.pi * t / STEPS)) + 0.1)
-
-
-def np_warmup_cosine(t):
-  """optax.warmup_cosine_decay_schedule(0, PEAK, WARMUP, STEPS, END) by hand: lr_0 = 0."""
-  if t < WARMUP:
-    return PEAK * t / WARMUP
-  s = min(t - WARMUP, STEPS - WARMUP)
-  return END + (PEAK - END) * 0.5 * (1 + np.cos(np.pi * s / (STEPS - WARMUP)))
-
-
 # name: (the schedule passed to the optimizer, the same schedule by hand in NumPy)
 SCHEDULES = {
-  "cosine": (optax.cosine_decay_schedule(PEAK, STEPS, alpha=0.1), np_cosine),
-  "warmup-cosine": (
+  "cosine": (
+    optax.cosine_decay_schedule(PEAK, STEPS, alpha=0.1),
+    references.cosine_decay_schedule(PEAK, STEPS, alpha=0.1),
+  ),
+  "warmup-cosine": (  # lr_0 = 0
     optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, STEPS, END),
-    np_warmup_cosine,
+    references.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, STEPS, END),
   ),
   "constant": (PEAK, lambda t: PEAK),
 }
@@ -66,82 +63,49 @@ def test_reference_schedules_are_the_intended_ones(schedule):
 
 # --- NumPy references --------------------------------------------------------------------------
 
+# c_t, the factor of λ·w_{t−1} in the step, as a function of the learning rate lr_t.
+DECAY_FACTOR = {
+  "lr": lambda lr_t: lr_t,
+  "schedule": lambda lr_t: lr_t / PEAK,
+  "corrected": lambda lr_t: lr_t**2 / PEAK,
+  "none": lambda lr_t: 1.0,
+}
 
-def decay_multiplier(coupling, lr_t):
-  return {"lr": lr_t, "schedule": lr_t / PEAK, "corrected": lr_t**2 / PEAK, "none": 1.0}[coupling]
 
+def numpy_adam_decay(np_lr, lam, coupling, steps, mask=None):
+  """Adam direction u_t;  w_t = w_{t−1} − lr_t·u_t − c_t·λ_t·w_{t−1}  (`lam` a number or λ(t)).
 
-def numpy_adam_decay(np_lr, lam, coupling, steps, b1=0.9, b2=0.999, eps=1e-8):
-  """Adam direction d_t; w_t = w_{t−1} − lr_t·d_t − c_t·λ_t·w_{t−1} (`lam` a number or λ(t)).
-
-  For coupling="schedule" the step is written as the paper's Alg. 2, line 12, with
-  η_t = lr_t/peak and α = peak:  θ_t = θ_{t−1} − η_t(α·m̂_t/(√v̂_t + ε) + λ·θ_{t−1}).
+  For coupling="schedule" this is the paper's Alg. 2, line 12, with η_t = lr_t/peak and
+  α = peak:  θ_t = θ_{t−1} − η_t(α·m̂_t/(√v̂_t + ε) + λ·θ_{t−1}).
   """
-  w = {k: np.array(v, np.float64) for k, v in PROBLEM.init.items()}
-  m = {k: np.zeros_like(v) for k, v in w.items()}
-  v = {k: np.zeros_like(x) for k, x in w.items()}
-  out = []
-  for t in range(steps):
-    g = PROBLEM.grad_np(w)
-    lr_t = np_lr(t)
-    lam_t = lam(t) if callable(lam) else lam
-    for k in w:
-      m[k] = b1 * m[k] + (1 - b1) * g[k]
-      v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
-      m_hat = m[k] / (1 - b1 ** (t + 1))
-      v_hat = v[k] / (1 - b2 ** (t + 1))
-      direction = m_hat / (np.sqrt(v_hat) + eps)
-      if coupling == "schedule":
-        eta, alpha = lr_t / PEAK, PEAK
-        w[k] = w[k] - eta * (alpha * direction + lam_t * w[k])
-      else:
-        w[k] = w[k] - lr_t * direction - decay_multiplier(coupling, lr_t) * lam_t * w[k]
-    out.append({k: x.copy() for k, x in w.items()})
-  return out
+  factor = DECAY_FACTOR[coupling]
+  return references.adam(
+    PROBLEM.init,
+    PROBLEM.grad_np,
+    steps,
+    np_lr,
+    weight_decay=lam,
+    decay_factor=lambda t: factor(np_lr(t)),
+    mask=mask,
+  )
 
 
-def numpy_sgdw_decay(np_lr, lam, coupling, steps, beta=0.9):
+def numpy_sgdw_decay(np_lr, lam, coupling, steps, momentum=0.9):
   """b_t = β·b_{t−1} + g_t;  w_t = w_{t−1} − lr_t·b_t − c_t·λ·w_{t−1}."""
-  w = {k: np.array(v, np.float64) for k, v in PROBLEM.init.items()}
-  buf = {k: np.zeros_like(v) for k, v in w.items()}
-  out = []
-  for t in range(steps):
-    g = PROBLEM.grad_np(w)
-    lr_t = np_lr(t)
-    for k in w:
-      buf[k] = beta * buf[k] + g[k]
-      w[k] = w[k] - lr_t * buf[k] - decay_multiplier(coupling, lr_t) * lam * w[k]
-    out.append({k: x.copy() for k, x in w.items()})
-  return out
-
-
-def numpy_alg1_sgdw(np_lr, lam, steps, beta=0.9):
-  """The paper's Alg. 1 (SGDW): α·η_t inside the buffer, η_t·λ·θ outside.
-
-  m_t = β·m_{t−1} + η_t·α·g_t;  θ_t = θ_{t−1} − m_t − η_t·λ·θ_{t−1}, with α = peak, η_t = lr_t/α.
-  """
-  w = {k: np.array(v, np.float64) for k, v in PROBLEM.init.items()}
-  m = {k: np.zeros_like(v) for k, v in w.items()}
-  out = []
-  for t in range(steps):
-    g = PROBLEM.grad_np(w)
-    alpha = PEAK
-    eta = np_lr(t) / alpha
-    for k in w:
-      m[k] = beta * m[k] + eta * alpha * g[k]
-      w[k] = w[k] - m[k] - eta * lam * w[k]
-    out.append({k: x.copy() for k, x in w.items()})
-  return out
+  factor = DECAY_FACTOR[coupling]
+  return references.sgd(
+    PROBLEM.init,
+    PROBLEM.grad_np,
+    steps,
+    np_lr,
+    momentum=momentum,
+    weight_decay=lam,
+    decay_factor=lambda t: factor(np_lr(t)),
+  )
 
 
 def _peak_kwarg(coupling, lr):
   return {"peak_learning_rate": PEAK} if coupling in ("schedule", "corrected") else {}
-
-
-def _assert_history_close(got, want, rtol, atol):
-  assert len(got) == len(want)
-  for g, w in zip(got, want, strict=True):
-    assert_trees_close(g, w, rtol=rtol, atol=atol)
 
 
 LAM = {"lr": 2.0, "schedule": 0.02, "corrected": 10.0, "none": 0.01}  # c_t·λ of order 1e-3..0.1
@@ -153,10 +117,9 @@ def test_adamw_couplings_match_numpy(coupling, schedule):
   lr, np_lr = SCHEDULES[schedule]
   lam = LAM[coupling]
   tx = optax_decay.adamw(lr, weight_decay=lam, coupling=coupling, **_peak_kwarg(coupling, lr))
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
+  got = run_float64(tx, PROBLEM, STEPS)
   want = numpy_adam_decay(np_lr, lam, coupling, STEPS)
-  _assert_history_close(got, want, **tol_for(schedule))
+  assert_histories_close(got, want, **tol_for(schedule))
   # the reference is sensitive to the coupling: another c_t gives another trajectory
   same_when_constant = [{"lr", "corrected"}, {"schedule", "none"}]  # with lr_t = peak
   for other in optax_decay.COUPLINGS:
@@ -173,11 +136,10 @@ def test_adamw_couplings_with_weight_decay_schedule(coupling):
   lam0 = LAM[coupling]
   wd = optax.linear_schedule(lam0, 0.0, STEPS)
   tx = optax_decay.adamw(lr, weight_decay=wd, coupling=coupling, **_peak_kwarg(coupling, lr))
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
+  got = run_float64(tx, PROBLEM, STEPS)
   # optax's linear schedule is float32 at an int32 count (see tol_for)
   want = numpy_adam_decay(np_lr, lambda t: lam0 * (1 - t / STEPS), coupling, STEPS)
-  _assert_history_close(got, want, rtol=1e-6, atol=1e-7)
+  assert_histories_close(got, want, rtol=1e-6, atol=1e-7)
   shifted = numpy_adam_decay(np_lr, lambda t: lam0 * (1 - (t + 1) / STEPS), coupling, STEPS)
   assert np.abs(shifted[-1]["w"] - want[-1]["w"]).max() > 1e-5  # an off-by-one would show
 
@@ -191,7 +153,7 @@ def test_adamw_couplings_float32(coupling, schedule):
   got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float32), STEPS)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(got[-1]))
   want = numpy_adam_decay(np_lr, lam, coupling, STEPS)
-  _assert_history_close(got, want, rtol=1e-5, atol=1e-5)
+  assert_histories_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))
@@ -202,10 +164,9 @@ def test_sgdw_couplings_match_numpy(coupling, schedule):
   tx = optax_decay.sgdw(
     lr, momentum=0.9, weight_decay=lam, coupling=coupling, **_peak_kwarg(coupling, lr)
   )
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
+  got = run_float64(tx, PROBLEM, STEPS)
   want = numpy_sgdw_decay(np_lr, lam, coupling, STEPS)
-  _assert_history_close(got, want, **tol_for(schedule))
+  assert_histories_close(got, want, **tol_for(schedule))
 
 
 @pytest.mark.parametrize("coupling", optax_decay.COUPLINGS)
@@ -220,28 +181,9 @@ def test_scale_by_learning_rate_and_decay_in_user_chain(coupling):
       lr, lam, mask, coupling=coupling, **_peak_kwarg(coupling, lr)
     ),
   )
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
-  # reference: decay on "w" only, none on "b" (a per-leaf λ)
-  want = _numpy_adam_per_leaf(np_lr, {"w": lam, "b": 0.0}, coupling, STEPS)
-  _assert_history_close(got, want, rtol=1e-10, atol=1e-12)
-
-
-def _numpy_adam_per_leaf(np_lr, lams, coupling, steps, b1=0.9, b2=0.999, eps=1e-8):
-  w = {k: np.array(v, np.float64) for k, v in PROBLEM.init.items()}
-  m = {k: np.zeros_like(v) for k, v in w.items()}
-  v = {k: np.zeros_like(x) for k, x in w.items()}
-  out = []
-  for t in range(steps):
-    g = PROBLEM.grad_np(w)
-    lr_t = np_lr(t)
-    for k in w:
-      m[k] = b1 * m[k] + (1 - b1) * g[k]
-      v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
-      d = (m[k] / (1 - b1 ** (t + 1))) / (np.sqrt(v[k] / (1 - b2 ** (t + 1))) + eps)
-      w[k] = w[k] - lr_t * d - decay_multiplier(coupling, lr_t) * lams[k] * w[k]
-    out.append({k: x.copy() for k, x in w.items()})
-  return out
+  got = run_float64(tx, PROBLEM, STEPS)
+  want = numpy_adam_decay(np_lr, lam, coupling, STEPS, mask=mask)
+  assert_histories_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 # --- Alg. 1 built by a user from primitives ---------------------------------------------------
@@ -259,13 +201,20 @@ def test_paper_alg1_sgdw_user_chain(schedule, jit):
     optax.scale(-1.0),
   )
   steps = STEPS if jit else 20
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), steps, jit=jit)
-  want = numpy_alg1_sgdw(np_lr, lam, steps, beta)
-  _assert_history_close(got, want, **tol_for(schedule))
+  got = run_float64(tx, PROBLEM, steps, jit=jit)
+  want = references.sgdw_paper(
+    PROBLEM.init,
+    PROBLEM.grad_np,
+    steps,
+    alpha=PEAK,
+    schedule_multiplier=lambda t: np_lr(t) / PEAK,
+    momentum=beta,
+    weight_decay=lam,
+  )
+  assert_histories_close(got, want, **tol_for(schedule))
   # Alg. 1 keeps α·η_t inside the buffer; with a changing lr that differs from optax.trace's
   # convention (lr applied after the buffer), as in sgdw(coupling="schedule"):
-  other = numpy_sgdw_decay(np_lr, lam, "schedule", steps, beta)
+  other = numpy_sgdw_decay(np_lr, lam, "schedule", steps, momentum=beta)
   assert np.abs(other[-1]["w"] - want[-1]["w"]).max() > 1e-5
 
 
@@ -330,19 +279,12 @@ def test_peak_defaults_to_constant_learning_rate(coupling):
   params = PROBLEM.params(jnp.float32)
   got = run_optimizer(default, grad_fn, params, 30)
   want = run_optimizer(explicit, grad_fn, params, 30)
-  for g, w in zip(got, want, strict=True):
-    assert_trees_equal(g, w)
+  assert_histories_equal(got, want)
   # and with peak = lr: "schedule" removes λ·w per step, "corrected" removes lr·λ·w
-  with jax.enable_x64(True):
-    got64 = run_optimizer(
-      optax_decay.adamw(lr, weight_decay=lam, coupling=coupling),
-      grad_fn,
-      PROBLEM.params(jnp.float64),
-      30,
-    )
+  got64 = run_float64(optax_decay.adamw(lr, weight_decay=lam, coupling=coupling), PROBLEM, 30)
   per_step = lam if coupling == "schedule" else lr * lam
   want64 = numpy_adam_decay(lambda t: lr, per_step, "none", 30)
-  _assert_history_close(got64, want64, rtol=1e-10, atol=1e-12)
+  assert_histories_close(got64, want64, rtol=1e-10, atol=1e-12)
 
 
 # --- separability of "schedule" with a constant lr --------------------------------------------
@@ -375,7 +317,6 @@ def test_schedule_coupling_decay_part_independent_of_lr_with_real_gradients():
   lam = 0.02
   for lr in (5e-3, 5e-2):
     tx = optax_decay.adamw(lr, weight_decay=lam, coupling="schedule")
-    with jax.enable_x64(True):
-      got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), 40)
+    got = run_float64(tx, PROBLEM, 40)
     want = numpy_adam_decay(lambda t, lr=lr: lr, lam, "none", 40)
-    _assert_history_close(got, want, rtol=1e-10, atol=1e-12)
+    assert_histories_close(got, want, rtol=1e-10, atol=1e-12)

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import references
 from flax import nnx
-from helpers import assert_trees_equal, run_optimizer
+from helpers import assert_histories_close, assert_trees_equal, run_optimizer
 
 import optax_decay
 
@@ -41,24 +42,16 @@ def _flat(tree):
   return out
 
 
-def numpy_adamw_groups(lr, leaf_rate, b1=0.9, b2=0.999, eps=1e-8, steps=STEPS):
+def numpy_adamw_groups(lr, leaf_rate, steps=STEPS):
   """AdamW (coupling "lr") leaf by leaf in float64, each leaf with its own rate λ(count)."""
-  params, target = _flat(INIT), _flat(TARGET)
-  m = {k: np.zeros_like(v) for k, v in params.items()}
-  v = {k: np.zeros_like(x) for k, x in params.items()}
-  history = []
-  for t in range(1, steps + 1):
-    new = {}
-    for k, w in params.items():
-      g = w - target[k]
-      m[k] = b1 * m[k] + (1 - b1) * g
-      v[k] = b2 * v[k] + (1 - b2) * g**2
-      m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
-      rate = leaf_rate[k](t - 1) if callable(leaf_rate[k]) else leaf_rate[k]
-      new[k] = w - lr * (m_hat / (np.sqrt(v_hat) + eps) + rate * w)
-    params = new
-    history.append(params)
-  return history
+  target = _flat(TARGET)
+  return references.adam(
+    _flat(INIT),
+    lambda params: {k: w - target[k] for k, w in params.items()},
+    steps,
+    lr,
+    weight_decay=leaf_rate,
+  )
 
 
 def _adamw_groups(lr, rates, labels):
@@ -70,10 +63,7 @@ def _adamw_groups(lr, rates, labels):
 
 
 def _assert_close_to_numpy(got, want, rtol=1e-10):
-  for step, (g, w) in enumerate(zip(got, want, strict=True)):
-    for k, x in _flat(g).items():
-      assert x.dtype == jnp.float64
-      np.testing.assert_allclose(np.asarray(x), w[k], rtol=rtol, atol=1e-13, err_msg=f"{k}@{step}")
+  assert_histories_close([_flat(g) for g in got], want, rtol=rtol, atol=1e-13, dtype=jnp.float64)
 
 
 LABEL_FORMS = {

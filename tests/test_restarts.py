@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import LeastSquares, run_optimizer
+import references
+from helpers import LeastSquares, assert_histories_close, run_float64, run_optimizer
 
 import optax_decay
 
@@ -112,53 +113,22 @@ def _etas_and_decays(wd_norm):
   return etas, [wd_norm / math.sqrt(t_i) for t_i in periods]
 
 
-def numpy_adamwr(lr, wd_norm, decayed, b1=0.9, b2=0.999, eps=1e-8):
-  """The paper's Alg. 2 with its App. B schedule and normalized decay, in float64."""
+def _paper_reference(algorithm, lr, wd_norm, **kwargs):
+  """`algorithm` with the paper's App. B schedule η_t and normalized decay λ_i, in float64.
+
+  Alg. 1 and 2 of the paper multiply both the step (α = `lr`) and the decay by η_t:
+  lr_t = η_t·α and c_t = η_t in the references' terms.
+  """
   etas, decays = _etas_and_decays(wd_norm)
-  params = {k: v.astype(np.float64) for k, v in PROBLEM.init.items()}
-  m = {k: np.zeros_like(v) for k, v in params.items()}
-  v = {k: np.zeros_like(x) for k, x in params.items()}
-  history = []
-  for t in range(1, STEPS + 1):
-    grads = PROBLEM.grad_np(params)
-    new = {}
-    for k in params:
-      m[k] = b1 * m[k] + (1 - b1) * grads[k]
-      v[k] = b2 * v[k] + (1 - b2) * grads[k] ** 2
-      m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
-      step = lr * m_hat / (np.sqrt(v_hat) + eps) + (decays[t - 1] * params[k] if decayed[k] else 0)
-      new[k] = params[k] - etas[t - 1] * step
-    params = new
-    history.append(params)
-  return history
-
-
-def numpy_sgdwr(lr, wd_norm, momentum, decayed):
-  """SGDW with a PyTorch-style buffer, the restart schedule and normalized decay, in float64."""
-  etas, decays = _etas_and_decays(wd_norm)
-  params = {k: v.astype(np.float64) for k, v in PROBLEM.init.items()}
-  buf = {k: np.zeros_like(v) for k, v in params.items()}
-  history = []
-  for t in range(STEPS):
-    grads = PROBLEM.grad_np(params)
-    new = {}
-    for k in params:
-      buf[k] = momentum * buf[k] + grads[k]
-      step = lr * buf[k] + (decays[t] * params[k] if decayed[k] else 0)
-      new[k] = params[k] - etas[t] * step
-    params = new
-    history.append(params)
-  return history
-
-
-def _assert_histories_close(got, want):
-  # Both sides run in float64, so they agree to rounding.
-  for step, (g, w) in enumerate(zip(got, want, strict=True)):
-    for k in w:
-      assert g[k].dtype == jnp.float64
-      np.testing.assert_allclose(
-        np.asarray(g[k]), w[k], rtol=1e-10, atol=1e-12, err_msg=f"{k}@{step}"
-      )
+  return algorithm(
+    PROBLEM.init,
+    PROBLEM.grad_np,
+    STEPS,
+    lambda t: etas[t] * lr,
+    weight_decay=lambda t: decays[t],
+    decay_factor=lambda t: etas[t],
+    **kwargs,
+  )
 
 
 @pytest.mark.parametrize(
@@ -168,17 +138,19 @@ def _assert_histories_close(got, want):
 )
 def test_adamwr_matches_numpy_loop(mask, decayed):
   tx = optax_decay.adamwr(0.05, T0, T_MULT, weight_decay_norm=0.3, mask=mask)
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
-  _assert_histories_close(got, numpy_adamwr(0.05, 0.3, decayed))
+  got = run_float64(tx, PROBLEM, STEPS)
+  want = _paper_reference(references.adam, 0.05, 0.3, mask=decayed)
+  # Both sides run in float64, so they agree to rounding.
+  assert_histories_close(got, want, rtol=1e-10, atol=1e-12, dtype=jnp.float64)
 
 
 def test_sgdwr_matches_numpy_loop():
   decayed = {"w": True, "b": False}
   tx = optax_decay.sgdwr(0.05, T0, T_MULT, momentum=0.8, weight_decay_norm=0.3, mask=decayed)
-  with jax.enable_x64(True):
-    got = run_optimizer(tx, jax.grad(PROBLEM.loss), PROBLEM.params(jnp.float64), STEPS)
-  _assert_histories_close(got, numpy_sgdwr(0.05, 0.3, 0.8, decayed))
+  got = run_float64(tx, PROBLEM, STEPS)
+  # SGDW with a PyTorch-style buffer (lr after the buffer), as sgdwr documents.
+  want = _paper_reference(references.sgd, 0.05, 0.3, momentum=0.8, mask=decayed)
+  assert_histories_close(got, want, rtol=1e-10, atol=1e-12, dtype=jnp.float64)
 
 
 def test_adamwr_decay_follows_eta_not_the_learning_rate():

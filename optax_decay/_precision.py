@@ -1,4 +1,4 @@
-"""Compensated summation: keep low-precision weights from swallowing small updates."""
+"""Low precision: when a decay rounds away on 16-bit weights, and how to keep it from doing so."""
 
 from __future__ import annotations
 
@@ -9,9 +9,27 @@ import jax.numpy as jnp
 import optax
 from jax.core import Tracer
 
-from optax_decay import _add_scaled, _masks
+from optax_decay import _errors, _tree
 
-__all__ = ["CompensatedSummationState", "compensated_summation"]
+
+def warn_if_below_resolution(fraction: float, leaves: list[Any]) -> None:
+  """Warns when a constant decay of `fraction` per step rounds away on a 16-bit leaf.
+
+  Only 16-bit leaves: there a whole run of decay steps rounds away (measured in
+  examples/bf16_decay.py). In float32 and wider, a fraction below half an ulp still moves the
+  weights, because it is added to the optimizer's own step before the sum is rounded.
+  """
+  for leaf in leaves:
+    dtype = jnp.result_type(leaf)
+    half_ulp = float(jnp.finfo(dtype).eps) / 2
+    if jnp.finfo(dtype).bits <= 16 and fraction < half_ulp:
+      _errors.warn(
+        f"the decay removes {fraction:.3g} of each weight per step, less than half the "
+        f"spacing of {dtype} numbers near 1 ({half_ulp:.3g}); on its own w·(1 - fraction) "
+        "rounds back to w, so the decay barely acts. Chain optax_decay.compensated_summation() "
+        "last to carry the rounding error over, or keep float32 parameters."
+      )
+      return
 
 
 class CompensatedSummationState(NamedTuple):
@@ -33,6 +51,7 @@ def _zeros_laid_out_like(param: Any) -> jax.Array:
   return jnp.zeros(jnp.shape(param), jnp.float32)
 
 
+@_errors.public
 def compensated_summation() -> optax.GradientTransformation:
   r"""Carries the rounding error of each low-precision weight update over to the next step.
 
@@ -75,22 +94,22 @@ def compensated_summation() -> optax.GradientTransformation:
   """
 
   def init_fn(params):
-    params = _masks.unwrap_variables(params)
+    params = _tree.unwrap_variables(params)
     return CompensatedSummationState(
       error=jax.tree.map(
         lambda p: _zeros_laid_out_like(p) if _needs_compensation(p) else optax.MaskedNode(),
         params,
-        is_leaf=_masks.is_placeholder,
+        is_leaf=_tree.is_placeholder,
       )
     )
 
   def update_fn(updates, state, params=None) -> tuple[Any, Any]:
-    _add_scaled.require_params(params, "compensated_summation")
+    _tree.require_params(params)
     if updates is None:
       return None, state
 
     def leaf(u, p, e):
-      if isinstance(e, optax.MaskedNode) or _masks.is_placeholder(u):
+      if isinstance(e, optax.MaskedNode) or _tree.is_placeholder(u):
         return u, e
       exact = p.astype(jnp.float32) + u.astype(jnp.float32) + e
       rounded = exact.astype(p.dtype)
@@ -99,7 +118,7 @@ def compensated_summation() -> optax.GradientTransformation:
       landed = (p + step).astype(p.dtype)
       return step.astype(u.dtype), exact - landed.astype(jnp.float32)
 
-    leaves = _add_scaled.align_leaves(updates, params, (state.error,), "compensated_summation")
+    leaves = _tree.align(updates, params, (state.error,))
     results = [
       leaf(u, p, e) for u, p, e in zip(leaves.updates, leaves.params, leaves.others[0], strict=True)
     ]
