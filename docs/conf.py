@@ -1,8 +1,12 @@
 """Sphinx configuration for the optax_decay documentation.
 
-Build (warnings are errors, nothing is fetched from the network):
+Build (warnings are errors), then check that the site renders without a network:
 
-  sphinx-build -W --keep-going -b html docs docs/_build/html
+  sphinx-build -W --keep-going -E -b html docs docs/_build/html
+  python docs/check_site.py docs/_build/html
+
+`bash .ci/docs` runs both. The built site loads nothing from another host: the theme ships its
+assets, and MathJax comes from the pinned `sphinx-mathjax-offline` wheel of the `docs` extra.
 """
 
 from __future__ import annotations
@@ -25,13 +29,30 @@ extensions = [
   "sphinx.ext.autodoc",
   "sphinx.ext.napoleon",
   "sphinx.ext.mathjax",
+  # Copies MathJax 3.2.2 (byte for byte the `es5` folder of npm's mathjax@3.2.2) into
+  # _static/mathjax when the build succeeds; `mathjax_path` below points at it.
+  "sphinx-mathjax-offline",
 ]
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "README.md"]
-html_theme = "alabaster"
+html_theme = "sphinx_book_theme"
 html_title = "optax_decay"
+html_theme_options = {
+  "show_toc_level": 2,
+  # pydata-sphinx-theme 0.20 otherwise adds a top bar holding a second search field.
+  "navbar_persistent": [],
+}
+# Light or dark as the reader's system asks; left empty, the theme logs an error on every page.
+html_context = {"default_mode": "auto"}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+# Sphinx's default is MathJax from a CDN, which leaves raw LaTeX on a machine without internet.
+mathjax_path = "mathjax/tex-chtml.js"
+# A long signature (adamw has twelve parameters) gets a line per parameter instead of one
+# line wider than the page.
+python_maximum_signature_line_length = 88
 
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
