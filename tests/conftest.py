@@ -1,7 +1,7 @@
 """Shared pytest setup: small fixtures.
 
-`tests/` is on `sys.path` through pytest's `pythonpath = ["tests"]` option (pyproject.toml), so
-the test modules import `helpers` and `references` directly.
+`tests/` and the repository's root are on `sys.path` through pytest's `pythonpath` option
+(pyproject.toml), so the test modules import `helpers`, `references` and `benchmarks` directly.
 """
 
 import jax.numpy as jnp

@@ -1,16 +1,13 @@
 """Smoke test of benchmarks/run.py: `--quick` runs in seconds and reports every contender."""
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import _report as R  # noqa: E402
-from benchmarks import _torch, adams_cost, run  # noqa: E402
+from benchmarks import _report as R
+from benchmarks import _torch, adams_cost, run
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +23,7 @@ def _groups(rows):
   return groups
 
 
+@pytest.mark.slow
 def test_every_optimizer_and_contender_is_timed(quick_rows):
   groups = _groups(quick_rows)
   assert {alias for alias, *_ in groups} == {"adamw", "adam_l2", "sgdw", "sgd_l2"}
@@ -37,6 +35,7 @@ def test_every_optimizer_and_contender_is_timed(quick_rows):
     assert set(by) == expected, alias
 
 
+@pytest.mark.slow
 def test_times_and_ratios_are_finite_and_positive(quick_rows):
   for row in quick_rows:
     for key in ("median_ms", "ratio", "roofline", "gbps"):
@@ -46,6 +45,7 @@ def test_times_and_ratios_are_finite_and_positive(quick_rows):
       assert row["ratio"] == 1.0
 
 
+@pytest.mark.slow
 def test_compile_times_and_xla_traffic_are_reported(quick_rows):
   for row in quick_rows:
     if row["contender"] in ("optax_decay", "optax"):
@@ -53,6 +53,7 @@ def test_compile_times_and_xla_traffic_are_reported(quick_rows):
       assert row["xla_passes"] >= row["min_passes"] - 1e-6
 
 
+@pytest.mark.slow
 def test_same_compiled_program_as_optax(quick_rows):
   """Zero overhead by construction: XLA compiles our step to exactly optax's kernels."""
   for row in quick_rows:
@@ -60,6 +61,7 @@ def test_same_compiled_program_as_optax(quick_rows):
       assert row["same_hlo_as_optax"], (row["alias"], row["n_leaves"], row["masked"])
 
 
+@pytest.mark.slow
 def test_state_bytes_equal_optax(quick_rows):
   """The decay adds no state: our optimizer state is exactly as large as optax's."""
   for key, by in _groups(quick_rows).items():
