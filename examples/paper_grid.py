@@ -40,8 +40,8 @@ legend), results.md (the tables) and results.json (every per-seed error, the con
 the machine).
 
 Run:
-  python examples/paper_grid.py            # default: about 2 minutes of CPU time
-  python examples/paper_grid.py --full     # denser grid, more seeds: about 5 minutes of CPU
+  python examples/paper_grid.py            # default: about 90 s on 2 CPU cores
+  python examples/paper_grid.py --full     # denser grid, more seeds: about 5 minutes of CPU time
   python examples/paper_grid.py --tiny     # seconds, for smoke tests
 
 References:

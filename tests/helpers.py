@@ -3,11 +3,50 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
+from packaging.version import Version
+
+try:
+  enable_x64 = jax.enable_x64  # jax>=0.8
+except AttributeError:  # jax<0.8: the same context manager, jax.experimental's (deprecated in 0.8)
+  from jax.experimental import enable_x64
+
+
+# --- the lowest versions pyproject.toml allows (.ci/lowest) ------------------------------------
+
+
+def skip_before(package, minimum, why):
+  """Skips the calling test where `package` is older than `minimum`; `why`: what older ones lack.
+
+  Only for a test whose *reference* needs the newer version (optax's own feature it compares
+  against, a property of a newer XLA); what the package needs is its lower bound in pyproject.toml.
+  """
+  if Version(importlib.metadata.version(package)) < Version(minimum):
+    pytest.skip(f"needs {package}>={minimum}: {why}")
+
+
+def nnx_list(modules):
+  """A list of Flax NNX modules as a module attribute: `nnx.List` (flax>=0.12, which requires it
+  there), or a plain list on flax 0.11, which has no `nnx.List` and takes one."""
+  from flax import nnx
+
+  return nnx.List(modules) if hasattr(nnx, "List") else list(modules)
+
+
+def needs_optax_decay_schedules():
+  """Skips the calling test where optax's own weight_decay cannot be a schedule (before 0.2.7)."""
+  skip_before(
+    "optax",
+    "0.2.7",
+    "optax's own weight_decay as a schedule (0.2.5 takes none; 0.2.6 takes one but never steps "
+    "it, holding the step-0 value)",
+  )
 
 
 def to_numpy(tree):
@@ -123,5 +162,5 @@ def run_optimizer(tx, grad_fn, params, steps, jit=True):
 
 def run_float64(tx, problem, steps, jit=True):
   """`run_optimizer` on a `LeastSquares` problem in float64, with the gradient of its loss."""
-  with jax.enable_x64(True):
+  with enable_x64(True):
     return run_optimizer(tx, problem.grad, problem.params(jnp.float64), steps, jit)

@@ -10,6 +10,7 @@ from helpers import (
   LeastSquares,
   assert_histories_close,
   assert_histories_equal,
+  needs_optax_decay_schedules,
   run_float64,
   run_optimizer,
 )
@@ -68,6 +69,8 @@ _values, _ids = jit_cases(
 @pytest.mark.parametrize("name,jit", _values, ids=_ids)
 def test_adamw_lr_coupling_is_optax_adamw_bitwise(name, jit):
   kwargs = ADAMW_SETS[name]
+  if callable(kwargs.get("weight_decay")):
+    needs_optax_decay_schedules()
   steps = STEPS if jit else EAGER_STEPS
   params = PROBLEM.params(jnp.float32)
   got = run_optimizer(optax_decay.adamw(coupling="lr", **kwargs), GRAD, params, steps, jit)

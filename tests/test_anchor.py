@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 import references
-from helpers import assert_trees_close, assert_trees_equal
+from helpers import assert_trees_close, assert_trees_equal, enable_x64
 
 import optax_decay
 
@@ -30,7 +30,7 @@ def loss(params):
 def test_zero_gradients_converge_geometrically_to_anchor(jit):
   """Fine-tuning with nothing to learn: w_t − a = (1 − lr·κ)^t (w_0 − a), as a NumPy loop."""
   lr, wd, steps = 0.1, 0.3, 40
-  with jax.enable_x64(True):
+  with enable_x64(True):
     tx = optax.chain(optax_decay.decay_to_anchor(wd), optax.scale_by_learning_rate(lr))
     state = tx.init(as_jax(PRETRAINED, jnp.float64))  # the anchor: the pretrained weights
     params = as_jax(START, jnp.float64)
@@ -85,7 +85,7 @@ def test_explicit_zero_anchor_equals_decoupled_decay_bitwise():
 def test_first_in_chain_is_gradient_descent_on_l2_sp_penalty():
   """Before plain SGD it is the gradient of κ/2·||w − w°||² (Li et al.), compared by jax.grad."""
   wd, lr = 0.4, 0.2
-  with jax.enable_x64(True):
+  with enable_x64(True):
     anchor = as_jax(PRETRAINED, jnp.float64)
 
     def penalized(params):

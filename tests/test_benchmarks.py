@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import skip_before
 
 from benchmarks import _report as R
 from benchmarks import _torch, adams_cost, run
@@ -204,6 +205,13 @@ def test_adams_reads_the_gradients_once_more_than_adamw_and_no_more():
   rows = adams_cost.main(["--quick"])
   assert len(rows) == 2
   for row in rows:
-    assert row["adams_passes"] == pytest.approx(row["adamw_passes"] + 1, abs=0.01), row
     assert row["extra_state_bytes"] == 8  # a step count and one float32 scalar
     assert math.isfinite(row["ratio"]) and row["ratio"] > 0
+  skip_before(
+    "jax",
+    "0.10.2",
+    "the barrier keeps adams at one extra pass only with XLA from jaxlib 0.10.2; with older "
+    "ones adams makes 13–14 passes to AdamW's 10",
+  )
+  for row in rows:
+    assert row["adams_passes"] == pytest.approx(row["adamw_passes"] + 1, abs=0.01), row

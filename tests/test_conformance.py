@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_equal
+from helpers import assert_trees_equal, skip_before
 
 import optax_decay
 
@@ -337,11 +337,19 @@ def test_inject_hyperparams_with_schedules_matches_the_plain_transform(name, inj
   + [(n, m) for n in ("adamw", "decay_to_anchor") for m in ("tree", "decay_mask")],
 )
 def test_inject_hyperparams_keeps_the_mask_static(name, mask):
+  kind = mask
   mask = {"tree": MASK_TREE, "callable": kernels_only, "decay_mask": optax_decay.decay_mask}[mask]
   got, _ = run(injected(name, mask=mask), make_params(), make_grads())
   # All three masks select the kernel "w" alone, so the run is the reference run.
   want, _ = reference_run(name, scheduled=True)
   assert_trees_close([u for u, _ in got], [u for u, _ in want], rtol=2e-5, atol=1e-6)
+  if (name, kind) == ("adam_l2", "callable"):
+    skip_before(
+      "jax",
+      "0.7.1",
+      "older XLA compiles this run and the undecayed one (l2 = 0) into Adam updates of the "
+      "masked-out bias 1 ulp apart",
+    )
   # Masked-out leaves get exactly what they get with no decay at all.
   undecayed, _ = undecayed_injected_run(name)
   last, last_undecayed = got[-1][0], undecayed[-1][0]

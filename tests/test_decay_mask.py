@@ -11,6 +11,7 @@ import optax
 import pytest
 from flax import nnx
 from flax.core import freeze
+from helpers import nnx_list
 
 import optax_decay
 
@@ -316,7 +317,7 @@ def test_linen_params_in_a_jitted_optimizer():
 class _NNXModel(nnx.Module):
   def __init__(self, rngs):
     self.embed = nnx.Embed(16, 8, rngs=rngs)
-    self.layers = nnx.List([nnx.Linear(8, 8, rngs=rngs) for _ in range(2)])
+    self.layers = nnx_list([nnx.Linear(8, 8, rngs=rngs) for _ in range(2)])
     self.final_norm = nnx.RMSNorm(8, rngs=rngs)
     self.head = nnx.Linear(8, 4, use_bias=False, rngs=rngs)
 

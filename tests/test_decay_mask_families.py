@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 from flax.core import freeze
+from helpers import nnx_list
 
 import optax_decay
 
@@ -485,7 +486,7 @@ class _NNXViT(nnx.Module):
     self.cls_token = nnx.Param(jnp.zeros((1, 1, 8)))
     self.reg_token = nnx.Param(jnp.zeros((1, 4, 8)))
     self.pos_embed = nnx.Param(jnp.zeros((1, 4, 8)))
-    self.blocks = nnx.List([_Block(rngs)])
+    self.blocks = nnx_list([_Block(rngs)])
     self.norm = nnx.LayerNorm(8, rngs=rngs)
     self.head = nnx.Linear(8, 10, rngs=rngs)
 

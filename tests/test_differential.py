@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_equal
+from helpers import assert_trees_equal, skip_before
 from test_conformance import (
   INJECT_STATIC,
   MASK_TREE,
@@ -432,8 +432,16 @@ def test_a_structure_mismatch_is_a_value_error_that_says_so(name, mismatch):
   trees = {"updates": make_grads(steps=1)[0], "params": params}
   trees[which] = change(trees[which])
   # A ValueError, as jax.tree.map raises for mismatched trees: never a TypeError out of zip.
-  with pytest.raises(ValueError, match="(?i)structure"):
+  with pytest.raises(ValueError) as raised:
     tx.update(trees["updates"], state, trees["params"])
+  if "structure" not in str(raised.value).lower():  # jax's own error, from an optax transform
+    skip_before(
+      "jax",
+      "0.10.2",
+      "jax.tree.map's error names the structure from 0.10.2 (before: 'Dict key mismatch', "
+      "'Expected tuple')",
+    )
+  assert "structure" in str(raised.value).lower(), raised.value
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -8,7 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_close, assert_trees_equal
+from helpers import (
+  assert_trees_close,
+  assert_trees_equal,
+  enable_x64,
+  needs_optax_decay_schedules,
+)
 
 import optax_decay
 
@@ -254,7 +259,7 @@ def test_complex_aliases_match_optax(ours, theirs):
 
 
 def test_float64_under_enable_x64():
-  with jax.enable_x64(True):
+  with enable_x64(True):
     rng = np.random.default_rng(0)
     params = {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float64)}
     updates = {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float64)}
@@ -352,6 +357,8 @@ def _nbytes(state):
 )
 @pytest.mark.parametrize("mask", [None, {"w": True, "b": False}], ids=["no_mask", "mask"])
 def test_adamw_state_is_exactly_as_large_as_optax_adamw(lr, wd, mask):
+  if callable(wd):
+    needs_optax_decay_schedules()
   params = _params()
   ours = optax_decay.adamw(lr, weight_decay=wd, mask=mask).init(params)
   theirs = optax.adamw(lr, weight_decay=wd, mask=mask).init(params)

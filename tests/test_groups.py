@@ -8,7 +8,7 @@ import optax
 import pytest
 import references
 from flax import nnx
-from helpers import assert_histories_close, assert_trees_equal, run_optimizer
+from helpers import assert_histories_close, assert_trees_equal, enable_x64, run_optimizer
 
 import optax_decay
 
@@ -76,7 +76,7 @@ LABEL_FORMS = {
 @pytest.mark.parametrize("form", list(LABEL_FORMS))
 def test_adamw_with_groups_matches_per_leaf_numpy(form):
   tx = _adamw_groups(0.05, RATES, LABEL_FORMS[form])
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = run_optimizer(tx, jax.grad(_loss), _params(jnp.float64), STEPS)
   _assert_close_to_numpy(got, numpy_adamw_groups(0.05, LEAF_RATE))
 
@@ -87,7 +87,7 @@ def test_schedules_per_group_see_the_step_count():
 
   rates = {"decay": ramp, "embed": 0.02, "none": 0.0}
   tx = _adamw_groups(0.05, rates, LABELS)
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = run_optimizer(tx, jax.grad(_loss), _params(jnp.float64), STEPS)
   leaf_rate = dict(LEAF_RATE, **{"dense/kernel": lambda c: 0.5 * min(c, 10) / 10})
   _assert_close_to_numpy(got, numpy_adamw_groups(0.05, leaf_rate))
@@ -101,7 +101,7 @@ def test_first_in_the_chain_it_is_l2_per_group():
 
   grouped = optax.chain(optax_decay.decoupled_decay_groups(RATES, LABELS), optax.sgd(0.1, 0.9))
   reference = optax.sgd(0.1, 0.9)
-  with jax.enable_x64(True):
+  with enable_x64(True):
     got = run_optimizer(grouped, jax.grad(_loss), _params(jnp.float64), STEPS)
     want = run_optimizer(reference, jax.grad(penalized), _params(jnp.float64), STEPS)
   for g, w in zip(got, want, strict=True):

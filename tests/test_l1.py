@@ -8,7 +8,13 @@ import numpy as np
 import optax
 import pytest
 import references
-from helpers import assert_histories_close, assert_trees_close, assert_trees_equal, run_optimizer
+from helpers import (
+  assert_histories_close,
+  assert_trees_close,
+  assert_trees_equal,
+  enable_x64,
+  run_optimizer,
+)
 
 import optax_decay
 
@@ -46,7 +52,7 @@ def l1_loss(l1, mask=None):
 @pytest.mark.parametrize("l1", [1e-3, 0.1, 2.5])
 def test_equals_grad_of_l1_penalized_loss(dtype, l1):
   # No parameter is 0 here, so |w| is differentiable and jax.grad is the subgradient.
-  with jax.enable_x64(dtype == jnp.float64):
+  with enable_x64(dtype == jnp.float64):
     params = make_params(dtype)
     tx = optax_decay.add_l1_to_grads(l1)
     updates, _ = tx.update(jax.grad(loss)(params), tx.init(params), params)
@@ -77,7 +83,7 @@ def test_momentum_sgd_matches_numpy_subgradient_loop(jit):
   l1, lr, mu, steps = 0.05, 0.1, 0.9, 50
   mask = {"w": True, "b": False}
   tx = optax.chain(optax_decay.add_l1_to_grads(l1, mask), optax.sgd(lr, momentum=mu))
-  with jax.enable_x64(True):
+  with enable_x64(True):
     # The gradient compiled once either way: `jit` is about the optimizer's update.
     got = run_optimizer(tx, jax.jit(jax.grad(loss)), make_params(jnp.float64), steps, jit)
   want = references.sgd(INIT, grad_np, steps, lr, momentum=mu, l1=l1, mask=mask)
@@ -110,7 +116,7 @@ def test_schedule_sees_step_count_from_zero_like_the_learning_rate():
   ids=["w-only", "b-only", "callable"],
 )
 def test_mask_selects_penalized_leaves(mask):
-  with jax.enable_x64(True):
+  with enable_x64(True):
     params = make_params(jnp.float64)
     grads = jax.grad(loss)(params)
     tx = optax_decay.add_l1_to_grads(0.3, mask)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import LeastSquares, assert_trees_close, assert_trees_equal, run_optimizer
+from helpers import LeastSquares, assert_trees_close, assert_trees_equal, enable_x64, run_optimizer
 
 import optax_decay
 
@@ -25,7 +25,7 @@ def penalized_loss(l2, mask=None):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("l2", [0.0, 1e-3, 0.1, 2.5])
 def test_equals_grad_of_penalized_loss(dtype, l2):
-  with jax.enable_x64(dtype == jnp.float64):
+  with enable_x64(dtype == jnp.float64):
     params = PROBLEM.params(dtype)
     tx = optax_decay.add_l2_to_grads(l2)
     grads = jax.grad(PROBLEM.loss)(params)
@@ -50,7 +50,7 @@ def test_zero_l2_is_identity_bitwise():
 @pytest.mark.parametrize("jit", [False, True])
 def test_sgd_on_l2_equals_sgd_on_penalized_loss(jit):
   """Many steps: chain(add_l2_to_grads(λ), sgd(lr)) follows gradient descent on loss + λ/2||w||²."""
-  with jax.enable_x64(True):
+  with enable_x64(True):
     l2, lr = 0.3, 0.05
     params = PROBLEM.params(jnp.float64)
     tx = optax.chain(optax_decay.add_l2_to_grads(l2), optax.sgd(lr, momentum=0.9))
@@ -70,7 +70,7 @@ def test_schedule_sees_step_count_from_zero(jit):
   def l2_schedule(count):
     return 0.1 * (count + 1.0)  # distinct at every step; 0.1 at the first update
 
-  with jax.enable_x64(True):
+  with enable_x64(True):
     params = PROBLEM.params(jnp.float64)
     tx = optax_decay.add_l2_to_grads(l2_schedule)
     state = tx.init(params)
@@ -116,7 +116,7 @@ def test_schedule_count_in_chain_matches_learning_rate_count():
   ids=["w-only", "b-only", "callable"],
 )
 def test_mask_leaves_excluded_untouched(mask):
-  with jax.enable_x64(True):
+  with enable_x64(True):
     l2 = 0.7
     params = PROBLEM.params(jnp.float64)
     grads = jax.grad(PROBLEM.loss)(params)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_equal
+from helpers import assert_trees_equal, enable_x64
 
 import optax_decay
 
@@ -64,7 +64,7 @@ def test_reference_solution_is_sparse():
 @pytest.mark.parametrize("jit", [False, True])
 def test_ista_matches_numpy_and_converges_to_lasso_solution(jit):
   steps = 300 if jit else 30
-  with jax.enable_x64(True):
+  with enable_x64(True):
     tx = optax.chain(optax.sgd(STEP), optax_decay.proximal_l1(LAM, learning_rate=STEP))
     params = {"w": jnp.zeros(D)}
     state = tx.init(params)
@@ -97,7 +97,7 @@ def test_minibatch_proxsgd_with_schedule_matches_numpy(coupling):
   if coupling in ("schedule", "corrected"):
     kwargs["peak_learning_rate"] = peak
   batches = [np.random.default_rng(t).choice(N, batch, replace=False) for t in range(steps)]
-  with jax.enable_x64(True):
+  with enable_x64(True):
     tx = optax.chain(optax.sgd(lr), optax_decay.proximal_l1(lam, coupling=coupling, **kwargs))
     params = {"w": jnp.asarray(W_TRUE + 0.1)}
     state = tx.init(params)
@@ -125,7 +125,7 @@ def test_one_step_rounding_against_numpy(dtype):
   tau = dtype(l1 * lr)  # the threshold rounded to the parameters' dtype
   target = w + u
   prox = (np.sign(target) * np.maximum(np.abs(target) - tau, 0)).astype(dtype)
-  with jax.enable_x64(dtype == np.float64):
+  with enable_x64(dtype == np.float64):
     tx = optax_decay.proximal_l1(l1, learning_rate=lr)
     params = {"w": jnp.asarray(w)}
     updates, _ = jax.jit(tx.update)({"w": jnp.asarray(u)}, tx.init(params), params)
@@ -244,6 +244,7 @@ def test_flax_nnx_optimizer_reaches_exact_zeros():
   np.testing.assert_array_equal(model.bias[...], bias)
 
 
+@pytest.mark.slow
 def test_sparse_digits_example_runs():
   path = pathlib.Path(__file__).parents[1] / "examples" / "sparse_digits.py"
   spec = importlib.util.spec_from_file_location("sparse_digits", path)

@@ -24,6 +24,9 @@ import optax_decay
 DEVICES = 8
 MARKER = "SHARDING-RESULTS:"
 
+# One child process runs every check (a minute or more on 2 cores): a CI step of its own.
+pytestmark = pytest.mark.slow
+
 SHAPES = {"w": (8, 6), "emb": (16, 4), "b": (6,), "scale": (5,)}  # distinct, to match by shape
 SPECS = {"w": ("data", "model"), "emb": ("data", None), "b": ("model",), "scale": ()}
 MASK = {"w": True, "emb": True, "b": False, "scale": False}
