@@ -3,21 +3,26 @@
 `tests/` and the repository's root are on `sys.path` through pytest's `pythonpath` option
 (pyproject.toml), so the test modules import `helpers`, `references` and `benchmarks` directly.
 
-XLA compiles the tests' many small programs with LLVM's optimizations off
-(`--xla_backend_optimization_level=0`): the suite's CPU time drops by a fifth (442 s to 364 s
-user time on 2 cores) and no outcome changes, since every comparison is between programs
-compiled alike and no optimization level changes IEEE arithmetic. XLA's own graph optimizations
-(fusion, simplification) still run, so the HLO the same-program tests compare is unaffected.
-`OPTAX_DECAY_TEST_FAST_COMPILE=0` keeps XLA's default, as CI's slow-check step and its
-lowest-versions run do; an optimization level already in `XLA_FLAGS` is kept too.
+The tests' many small programs are compiled with LLVM's optimizations off
+(`--xla_backend_optimization_level=0`) and run without Eigen's thread pool (the pytest-xdist
+workers already fill the cores, and tiny arrays gain nothing from threads). No outcome changes:
+every comparison is between programs compiled and run alike, and neither setting changes IEEE
+arithmetic; XLA's graph optimizations (fusion, simplification) still run, so the HLO the
+same-program tests compare is unaffected.
+`OPTAX_DECAY_TEST_FAST_COMPILE=0` keeps XLA's defaults, as CI's slow-check step and its
+lowest-versions run do; a setting already in `XLA_FLAGS` is kept.
 """
 
 import os
 
+FAST_COMPILE = {
+  "--xla_backend_optimization_level": "0",
+  "--xla_cpu_multi_thread_eigen": "false",
+}
 if os.environ.get("OPTAX_DECAY_TEST_FAST_COMPILE", "1") != "0":
   flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_backend_optimization_level" not in flags:
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+  added = [f"{name}={value}" for name, value in FAST_COMPILE.items() if name not in flags]
+  os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
