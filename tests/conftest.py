@@ -11,7 +11,7 @@ project's 2-core machine (jax 0.10.2) `time python -m pytest -q` took 3:53 with 
 - `--xla_backend_optimization_level=0`: LLVM's optimization passes off;
 - `--xla_cpu_use_fusion_emitters=false`: XLA's element-wise loop emitter for fusions instead of
   the newer fusion emitters, which take about 2.5 times longer to compile a small program (the
-  largest single saving; at jax 0.6.0 the flag changes nothing measurable);
+  largest single saving);
 - `--xla_cpu_parallel_codegen_split_count=1`: one LLVM module per program, not several compiled
   on threads;
 - `--xla_cpu_multi_thread_eigen=false`: no Eigen thread pool (the pytest-xdist workers already
@@ -19,7 +19,7 @@ project's 2-core machine (jax 0.10.2) `time python -m pytest -q` took 3:53 with 
 
 They act after XLA's graph optimizations: the optimized HLO that the same-program tests compare
 is the same with and without them (checked for adamw, optax.adamw and sgd_l2). Bitwise
-comparisons are between programs compiled alike, and CI runs the whole suite once more with
+comparisons are between programs compiled alike, and CI runs the same tests once more with
 XLA's defaults (`OPTAX_DECAY_TEST_FAST_COMPILE=0`, as are its slow-check and lowest-versions
 steps), so no outcome rests on these settings. They apply from jaxlib 0.10.2, where CI runs the
 suite both ways; older ones compile with XLA's defaults (at jaxlib 0.6.0, LLVM at level 0 left
