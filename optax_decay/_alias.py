@@ -391,6 +391,9 @@ def sgd_l2(
   if _rates.is_constant(learning_rate) and _rates.is_constant(l2):
     # The first step alone shrinks each weight by lr·l2, momentum or not.
     _coupling.check_per_step_fraction(float(cast(float, learning_rate)) * float(cast(float, l2)))
+  elif momentum is None or (_rates.is_constant(momentum) and float(momentum) == 0):
+    # Without momentum every step t shrinks each weight by lr_t·l2_t.
+    _coupling.check_scheduled_fraction(lambda lr, l2: lr * l2, learning_rate, l2)
   return tx
 
 

@@ -7,7 +7,6 @@ from typing import Any
 import jax
 import numpy as np
 import optax
-from jax.core import Tracer
 
 from optax_decay import _decays, _errors, _masks, _rates
 
@@ -23,12 +22,6 @@ _PER_STEP = {
 }
 COUPLINGS = tuple(_PER_STEP)
 _NEEDS_PEAK = ("schedule", "corrected")
-
-# Steps at which a learning-rate schedule is sampled to find its maximum: every step of a
-# warm-up up to 4096 steps, then a geometric grid up to 2**31 - 1.
-_SAMPLE_STEPS = np.unique(
-  np.concatenate([np.arange(4097), np.geomspace(4096, 2**31 - 1, 512).astype(np.int64)])
-).astype(np.int32)
 
 
 def check_coupling(coupling: Any) -> None:
@@ -79,25 +72,17 @@ def _check_peak_is_the_maximum(learning_rate: Any, peak: Any) -> None:
   """Raises when the learning rate is known, where it is cheap to know, to exceed the peak.
 
   A peak below the maximum makes lr_t/peak exceed 1 and multiplies the decay silently. A
-  schedule is evaluated once, at construction, on `_SAMPLE_STEPS`; a schedule that cannot be
-  evaluated on an array of steps, or values that are traced, are not checked.
+  schedule is evaluated once, at construction, on `_rates.SAMPLE_STEPS`; one that
+  `_rates.sample` cannot evaluate there is not checked.
   """
   if not _rates.is_constant(peak):
     return
-  if callable(learning_rate):
-    try:
-      values = _rates.unchecked(learning_rate)(jax.numpy.asarray(_SAMPLE_STEPS))
-    except Exception:  # noqa: BLE001 -- best effort: a scalar-only schedule is not checked
-      return
-    if isinstance(values, Tracer) or np.shape(values) != _SAMPLE_STEPS.shape:
-      return
-    values = np.asarray(values, np.float64)
-    at = int(np.argmax(values))
-    step, highest = int(_SAMPLE_STEPS[at]), float(values[at])
-  elif _rates.is_constant(learning_rate):
-    step, highest = None, float(learning_rate)
-  else:
+  values = _rates.sample(learning_rate, _rates.SAMPLE_STEPS)
+  if values is None:
     return
+  at = int(np.argmax(values))
+  step = int(_rates.SAMPLE_STEPS[at]) if callable(learning_rate) else None
+  highest = float(values[at])
   # float32 schedules round a peak of 1e-3 up by up to 2^-24 relative.
   if highest > float(peak) * (1 + 1e-6):
     where = "the learning rate" if step is None else f"the schedule at step {step}"
@@ -139,6 +124,29 @@ def check_per_step_fraction(fraction: float | None, coupling: str | None = None)
       _errors.named(
         f"{where}the decay would remove {fraction:.3g} of each weight per step; a fraction "
         "≥ 1 flips the weights' sign. Lower the decay or the learning rate."
+      )
+    )
+
+
+def check_scheduled_fraction(fn: Any, *rates: Any, coupling: str | None = None) -> None:
+  """`check_per_step_fraction` at each of `_rates.CHECKED_STEPS`, for rates with schedules.
+
+  `fn(*values)` is the fraction removed per step, given the rates' values at a step. Not
+  checked where any rate cannot be sampled at construction (see `_rates.sample`).
+  """
+  values = [_rates.sample(rate) for rate in rates]
+  if any(v is None for v in values):
+    return
+  fractions = np.broadcast_to(fn(*values), _rates.CHECKED_STEPS.shape)
+  if (fractions >= 1).any():
+    at = int(np.argmax(fractions >= 1))  # the first such step
+    fraction = float(fractions[at])
+    where = "" if coupling is None else f"with coupling={coupling!r}, "
+    raise ValueError(
+      _errors.named(
+        f"{where}the decay would remove {fraction:.4g} of each weight at step "
+        f"{int(_rates.CHECKED_STEPS[at])}; a fraction ≥ 1 flips the weights' sign. Lower the "
+        "decay or the learning rate there."
       )
     )
 
@@ -261,6 +269,14 @@ def decay_parts(
   peak = resolve_peak(learning_rate, peak_learning_rate, coupling)
   fraction = _constant_per_step(coupling, learning_rate, weight_decay, peak)
   check_per_step_fraction(fraction, coupling)
+  if fraction is None and (peak is None or _rates.is_constant(peak)):
+    per_step = _PER_STEP[coupling]
+    check_scheduled_fraction(
+      lambda wd, lr: per_step(wd, lr, None if peak is None else float(peak)),
+      weight_decay,
+      learning_rate,
+      coupling=coupling,
+    )
 
   if coupling == "lr":
     # optax.adamw's order, bit for bit: the decay joins the update before the lr scales both.

@@ -1,7 +1,9 @@
 """Rates that may be numbers, scalar arrays or schedules: checking them, and counting steps.
 
 Every rate argument goes through :func:`check_rate` (or :func:`check_number` for those that may
-not be schedules) at construction, and every stateful transform counts its steps the same way:
+not be schedules) at construction, where a schedule is evaluated once on `SAMPLE_STEPS` so that
+its values are checked as a constant's are; and every stateful transform counts its steps the
+same way:
 an int32 `count`, 0 at the first `update`, at which its schedules are evaluated, advanced with
 `optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps, so schedules in
 one chain stay in step.
@@ -20,6 +22,16 @@ import optax
 from jax.core import Tracer
 
 from optax_decay import _errors
+
+# Steps at which a schedule is evaluated at construction, in one call on an array of steps: every
+# step of a warm-up up to 4096 steps, then a geometric grid up to 2**31 - 1, the last int32 count.
+SAMPLE_STEPS = np.unique(
+  np.concatenate([np.arange(4097), np.geomspace(4096, 2**31 - 1, 512).astype(np.int64)])
+).astype(np.int32)
+# The steps whose values must be valid (finite, non-negative, a per-step decay below 1). Up to
+# 2**24 (16.8 million) only: beyond, a schedule's own int32 arithmetic (count + 1, k * count) can
+# wrap around at counts that no run reaches, and that is no reason to refuse it.
+CHECKED_STEPS = SAMPLE_STEPS[SAMPLE_STEPS <= 2**24]
 
 
 class DecayScheduleState(NamedTuple):
@@ -75,13 +87,17 @@ def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
   """`rate` after checking it; a schedule comes back wrapped so that its values are checked too.
 
   A number must be a finite, non-negative (or positive) real scalar. A traced value (under
-  `jit`, `vmap` or `optax.inject_hyperparams`) can only be checked for its shape. A schedule's
-  values are unknown until it is called, so the returned schedule checks that each value is a
-  scalar when it is evaluated (at trace time: the compiled program is unchanged); a non-scalar
-  value would otherwise broadcast the parameters to a new shape.
+  `jit`, `vmap` or `optax.inject_hyperparams`) can only be checked for its shape. A schedule is
+  evaluated on `CHECKED_STEPS` (see :func:`sample`) and must be finite and non-negative there;
+  the returned schedule also checks that each value is a scalar when it is evaluated (at trace
+  time: the compiled program is unchanged); a non-scalar value would otherwise broadcast the
+  parameters to a new shape.
   """
   if callable(rate):
-    return rate if isinstance(rate, _ScalarSchedule) else _ScalarSchedule(rate, name)
+    if isinstance(rate, _ScalarSchedule):
+      return rate
+    _check_sampled_values(rate, name)
+    return _ScalarSchedule(rate, name)
   if isinstance(rate, Tracer):
     _check_scalar(rate, name)
     return rate
@@ -107,6 +123,40 @@ def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
   if positive and value == 0:
     raise ValueError(_errors.named(f"{name} must be positive, got {value}."))
   return rate
+
+
+def sample(rate: Any, steps: np.ndarray = CHECKED_STEPS) -> np.ndarray | None:
+  """The values of `rate` at `steps` in float64, or None where they cannot be known here.
+
+  A constant is repeated; a schedule is called once on the array of steps (optax's schedules
+  and most hand-written ones are element-wise). Best effort: a schedule that takes one step at a
+  time (a Python `if` on the count), returns traced, complex or wrongly shaped values, or fails,
+  gives None, and its values are not checked at construction.
+  """
+  if not callable(rate):
+    return np.full(steps.shape, float(rate)) if is_constant(rate) else None
+  try:
+    values = unchecked(rate)(jnp.asarray(steps))
+    if isinstance(values, Tracer) or np.iscomplexobj(values):
+      return None
+    return np.broadcast_to(np.asarray(values, np.float64), steps.shape)
+  except Exception:  # noqa: BLE001 -- best effort, as documented above
+    return None
+
+
+def _check_sampled_values(schedule: Callable[[Any], Any], name: str) -> None:
+  values = sample(schedule)
+  if values is None:
+    return
+  bad = ~np.isfinite(values) | (values < 0)
+  if bad.any():
+    at = int(np.argmax(bad))
+    raise ValueError(
+      _errors.named(
+        f"{name} (a schedule here) is {values[at]:.6g} at step {int(CHECKED_STEPS[at])}; it must "
+        "be finite and non-negative at every step."
+      )
+    )
 
 
 def check_number(value: Any, name: str, *, positive: bool = False) -> Any:

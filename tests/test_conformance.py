@@ -540,6 +540,26 @@ def test_a_decay_below_bfloat16_resolution_warns_at_init(name):
     tx.init(make_params(jnp.bfloat16))
 
 
+# --- schedules checked at construction -------------------------------------------------------
+
+# A schedule whose values go bad at a later step, and that step.
+BAD_SCHEDULES = {
+  "negative": (lambda count: jnp.where(count < 10, 1e-3, -1e-3), 10),
+  "nan": (lambda count: jnp.where(count < 3, 1e-3, jnp.nan), 3),
+  "inf": (lambda count: jnp.where(count < 4000, 1e-3, jnp.inf), 4000),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_SCHEDULES))
+@pytest.mark.parametrize("name,key", [(n, k) for n in NAMES for k in SCHEDULABLE.get(n, ())])
+def test_a_schedule_negative_or_not_finite_at_some_step_is_an_error(name, key, bad):
+  schedule, step = BAD_SCHEDULES[bad]
+  rate = REGISTRY[name].keywords[key]
+  value = {k: schedule for k in rate} if isinstance(rate, dict) else schedule
+  with pytest.raises(ValueError, match=rf"{key}\b.* \(a schedule here\) is .* at step {step};"):
+    build(name, **{key: value})
+
+
 # --- extreme settings ---------------------------------------------------------------------
 
 
@@ -571,6 +591,14 @@ def test_a_decay_that_would_flip_the_sign_is_an_error(name, coupling):
     peak = {"peak_learning_rate": jnp.asarray(lr)} if coupling in ("schedule", "corrected") else {}
     with pytest.raises(ValueError, match="flips the weights' sign"):
       factory(jnp.asarray(lr), jnp.asarray(wd * scale), coupling=coupling, **peak)
+
+  # A schedule is sampled at construction: a decay that reaches 1 at step 80 is refused there.
+  def late(scale):
+    return lambda count: jnp.where(count < 80, wd / 2, wd * scale)
+
+  with pytest.raises(ValueError, match="at step 80; a fraction ≥ 1 flips the weights' sign"):
+    factory(lr, late(1.0), coupling=coupling)
+  factory(lr, late(0.99), coupling=coupling)
   # Just below 1 is allowed, and leaves every weight with its sign.
   tx = factory(lr, wd * 0.99, coupling=coupling)
   params = make_params()

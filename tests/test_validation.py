@@ -276,12 +276,29 @@ def test_peak_defaults_to_a_constant_learning_rate(ctor, coupling):
     dict(learning_rate=1e-3, weight_decay=1.0, coupling="none"),
     dict(learning_rate=1e-3, weight_decay=5.0, coupling="none"),
     dict(learning_rate=jnp.array(1.0), weight_decay=np.float32(1.0)),
+    # Schedules are sampled at construction: 5, then 2, at step 0.
+    dict(learning_rate=SCHEDULE, weight_decay=500.0),
+    dict(learning_rate=1.0, weight_decay=optax.constant_schedule(2.0)),
+    dict(
+      learning_rate=optax.cosine_decay_schedule(0.1, 100),
+      weight_decay=1.0,
+      coupling="schedule",
+      peak_learning_rate=0.1,
+    ),
   ],
   ids=_id,
 )
 def test_per_step_decay_fraction_of_one_or_more_raises(kw):
   with pytest.raises(ValueError, match="flips the weights' sign"):
     optax_decay.adamw(**kw)
+
+
+def test_a_scheduled_fraction_reaching_one_late_names_the_step():
+  # lr_t·λ = 1.5·t/100 first reaches 1 at t = 67 (1.5·66/100 = 0.99).
+  warmup = optax.linear_schedule(0.0, 1.0, 100)
+  with pytest.raises(ValueError, match=r"remove 1\.005 of each weight at step 67;"):
+    optax_decay.adamw(warmup, weight_decay=1.5)
+  optax_decay.adamw(warmup, weight_decay=0.99)
 
 
 @pytest.mark.parametrize(
@@ -291,9 +308,12 @@ def test_per_step_decay_fraction_of_one_or_more_raises(kw):
     dict(learning_rate=1e-2, weight_decay=0.99, coupling="schedule"),
     dict(learning_rate=1.0, weight_decay=0.99, coupling="corrected"),
     dict(learning_rate=10.0, weight_decay=0.99, coupling="none"),
-    # Schedules cannot be checked at construction: accepted.
-    dict(learning_rate=SCHEDULE, weight_decay=500.0),
-    dict(learning_rate=1.0, weight_decay=optax.constant_schedule(2.0)),
+    dict(learning_rate=SCHEDULE, weight_decay=99.0),
+    dict(learning_rate=1.0, weight_decay=optax.constant_schedule(0.99)),
+    # A schedule that takes one step at a time cannot be sampled at construction: not checked.
+    dict(learning_rate=lambda count: 2.0 if count < 5 else 1.0, weight_decay=0.99),
+    # Values past 2^24 steps are not checked: there `count + 1` wraps around in int32 at 2^31 - 1.
+    dict(learning_rate=lambda count: 1.0 / (count + 1), weight_decay=0.99),
   ],
   ids=_id,
 )
