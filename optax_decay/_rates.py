@@ -1,11 +1,10 @@
 """Rates that may be numbers, scalar arrays or schedules: checking them, and counting steps.
 
 Every rate argument goes through :func:`check_rate` (or :func:`check_number` for those that may
-not be schedules) at construction, where a schedule is evaluated once on `SAMPLE_STEPS` so that
+not be schedules) at construction, where a schedule is evaluated once on `CHECKED_STEPS` so that
 its values are checked as a constant's are; and every stateful transform counts its steps the
-same way:
-an int32 `count`, 0 at the first `update`, at which its schedules are evaluated, advanced with
-`optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps, so schedules in
+same way: an int32 `count`, 0 at the first `update`, at which its schedules are evaluated,
+advanced with `optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps, so schedules in
 one chain stay in step.
 """
 
