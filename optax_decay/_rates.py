@@ -4,8 +4,8 @@ Every rate argument goes through :func:`check_rate` (or :func:`check_number` for
 not be schedules) at construction, where a schedule is evaluated once on `CHECKED_STEPS` so that
 its values are checked as a constant's are; and every stateful transform counts its steps the
 same way: an int32 `count`, 0 at the first `update`, at which its schedules are evaluated,
-advanced with `optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps, so schedules in
-one chain stay in step.
+advanced with `optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps,
+so schedules in one chain stay in step.
 """
 
 from __future__ import annotations
