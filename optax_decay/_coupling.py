@@ -77,7 +77,7 @@ def _check_peak_is_the_maximum(learning_rate: Any, peak: Any) -> None:
   """
   if not _rates.is_constant(peak):
     return
-  values = _rates.sample(learning_rate, _rates.SAMPLE_STEPS)
+  values = _rates.sample(learning_rate)
   if values is None:
     return
   at = int(np.argmax(values))
@@ -134,10 +134,14 @@ def check_scheduled_fraction(fn: Any, *rates: Any, coupling: str | None = None) 
   `fn(*values)` is the fraction removed per step, given the rates' values at a step. Not
   checked where any rate cannot be sampled at construction (see `_rates.sample`).
   """
-  values = [_rates.sample(rate) for rate in rates]
-  if any(v is None for v in values):
-    return
-  fractions = np.broadcast_to(fn(*values), _rates.CHECKED_STEPS.shape)
+  checked = len(_rates.CHECKED_STEPS)
+  values = []
+  for rate in rates:
+    sampled = _rates.sample(rate)
+    if sampled is None:
+      return
+    values.append(sampled[:checked])
+  fractions = np.broadcast_to(fn(*values), (checked,))
   if (fractions >= 1).any():
     at = int(np.argmax(fractions >= 1))  # the first such step
     fraction = float(fractions[at])

@@ -1,7 +1,7 @@
 """Rates that may be numbers, scalar arrays or schedules: checking them, and counting steps.
 
 Every rate argument goes through :func:`check_rate` (or :func:`check_number` for those that may
-not be schedules) at construction, where a schedule is evaluated once on `CHECKED_STEPS` so that
+not be schedules) at construction, where a schedule is evaluated once on `SAMPLE_STEPS` so that
 its values are checked as a constant's are; and every stateful transform counts its steps the
 same way: an int32 `count`, 0 at the first `update`, at which its schedules are evaluated,
 advanced with `optax.safe_increment`. That is the count `optax.scale_by_learning_rate` keeps,
@@ -27,9 +27,10 @@ from optax_decay import _errors
 SAMPLE_STEPS = np.unique(
   np.concatenate([np.arange(4097), np.geomspace(4096, 2**31 - 1, 512).astype(np.int64)])
 ).astype(np.int32)
-# The steps whose values must be valid (finite, non-negative, a per-step decay below 1). Up to
-# 2**24 (16.8 million) only: beyond, a schedule's own int32 arithmetic (count + 1, k * count) can
-# wrap around at counts that no run reaches, and that is no reason to refuse it.
+# The first of them, whose values must be valid (finite, non-negative, a per-step decay below 1):
+# the steps up to 2**24 (16.8 million) only, since beyond a schedule's own int32 arithmetic
+# (count + 1, k * count) can wrap around at counts that no run reaches, and that is no reason to
+# refuse it.
 CHECKED_STEPS = SAMPLE_STEPS[SAMPLE_STEPS <= 2**24]
 
 
@@ -87,7 +88,7 @@ def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
 
   A number must be a finite, non-negative (or positive) real scalar. A traced value (under
   `jit`, `vmap` or `optax.inject_hyperparams`) can only be checked for its shape. A schedule is
-  evaluated on `CHECKED_STEPS` (see :func:`sample`) and must be finite and non-negative there;
+  evaluated on `SAMPLE_STEPS` (see :func:`sample`) and must be finite and non-negative up to 2**24;
   the returned schedule also checks that each value is a scalar when it is evaluated (at trace
   time: the compiled program is unchanged); a non-scalar value would otherwise broadcast the
   parameters to a new shape.
@@ -95,8 +96,9 @@ def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
   if callable(rate):
     if isinstance(rate, _ScalarSchedule):
       return rate
-    _check_sampled_values(rate, name)
-    return _ScalarSchedule(rate, name)
+    schedule = _ScalarSchedule(rate, name)
+    _check_sampled_values(schedule, name)
+    return schedule
   if isinstance(rate, Tracer):
     _check_scalar(rate, name)
     return rate
@@ -124,22 +126,31 @@ def check_rate(rate: Any, name: str, *, positive: bool = False) -> Any:
   return rate
 
 
-def sample(rate: Any, steps: np.ndarray = CHECKED_STEPS) -> np.ndarray | None:
-  """The values of `rate` at `steps` in float64, or None where they cannot be known here.
+def sample(rate: Any) -> np.ndarray | None:
+  """The values of `rate` at `SAMPLE_STEPS` in float64, or None where they cannot be known here.
 
   A constant is repeated; a schedule is called once on the array of steps (optax's schedules
-  and most hand-written ones are element-wise). Best effort: a schedule that takes one step at a
-  time (a Python `if` on the count), returns traced, complex or wrongly shaped values, or fails,
-  gives None, and its values are not checked at construction.
+  and most hand-written ones are element-wise), and a checked one keeps its values, so that
+  the checks of one construction evaluate it once. Best effort: a schedule that takes one step
+  at a time (a Python `if` on the count), returns traced, complex or wrongly shaped values, or
+  fails, gives None, and its values are not checked at construction.
   """
-  if not callable(rate):
-    return np.full(steps.shape, float(rate)) if is_constant(rate) else None
+  if isinstance(rate, _ScalarSchedule):
+    if rate.sampled is _NOT_SAMPLED:
+      rate.sampled = _evaluate(rate.schedule)
+    return rate.sampled
+  if callable(rate):
+    return _evaluate(rate)
+  return np.full(SAMPLE_STEPS.shape, float(rate)) if is_constant(rate) else None
+
+
+def _evaluate(schedule: Callable[[Any], Any]) -> np.ndarray | None:
   try:
-    values = unchecked(rate)(jnp.asarray(steps))
+    values = schedule(jnp.asarray(SAMPLE_STEPS))
     if isinstance(values, Tracer) or np.iscomplexobj(values):
       return None
-    return np.broadcast_to(np.asarray(values, np.float64), steps.shape)
-  except Exception:  # noqa: BLE001 -- best effort, as documented above
+    return np.broadcast_to(np.asarray(values, np.float64), SAMPLE_STEPS.shape)
+  except Exception:  # noqa: BLE001 -- best effort, as `sample` says
     return None
 
 
@@ -147,6 +158,7 @@ def _check_sampled_values(schedule: Callable[[Any], Any], name: str) -> None:
   values = sample(schedule)
   if values is None:
     return
+  values = values[: len(CHECKED_STEPS)]
   bad = ~np.isfinite(values) | (values < 0)
   if bad.any():
     at = int(np.argmax(bad))
@@ -184,6 +196,9 @@ def _check_scalar(value: Any, name: str, what: str = "") -> None:
     )
 
 
+_NOT_SAMPLED = object()
+
+
 class _ScalarSchedule:
   """A user's schedule whose values are checked to be scalars when it is called.
 
@@ -193,6 +208,7 @@ class _ScalarSchedule:
 
   def __init__(self, schedule: Callable[[Any], Any], name: str):
     self.schedule, self.name, self.called = schedule, name, _errors.called()
+    self.sampled: Any = _NOT_SAMPLED  # its values at SAMPLE_STEPS, once `sample` has asked
 
   def __call__(self, count: Any) -> Any:
     value = self.schedule(count)
