@@ -220,11 +220,6 @@ class _ScalarSchedule:
     return value
 
 
-def unchecked(schedule: Callable[[Any], Any]) -> Callable[[Any], Any]:
-  """The user's own schedule inside a checked one (to evaluate it on many steps at once)."""
-  return schedule.schedule if isinstance(schedule, _ScalarSchedule) else schedule
-
-
 def combine_rates(fn: Callable[..., Any], *rates: Any) -> optax.ScalarOrSchedule:
   """`fn` applied to `rates`; a schedule of the step count when any of them is one.
 
