@@ -576,6 +576,9 @@ FACTORIES_WITH_COUPLING = {
   "scale_by_learning_rate_and_decay": lambda lr, wd, **kw: (
     optax_decay.scale_by_learning_rate_and_decay(lr, wd, **kw)
   ),
+  "with_decoupled_decay": lambda lr, wd, **kw: optax_decay.with_decoupled_decay(optax.sgd)(
+    lr, weight_decay=wd, **kw
+  ),
 }
 
 
